@@ -1,0 +1,88 @@
+"""The one place that reads params.yaml into typed, validated configuration.
+
+Every stage calls `load_params()` before doing any work, so a bad value stops the run at once
+with a message that names the key. Values live in params.yaml only (no defaults hidden here):
+a missing key is an error too, which keeps DVC's view of the parameters and ours identical.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pml_ops.errors import ConfigError
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class Section(BaseModel):
+    """Base for every params.yaml section: unknown keys and silent type coercion are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataParams(Section):
+    path: NonEmptyStr
+    mirrors: Annotated[list[NonEmptyStr], Field(min_length=1)]
+    timeout_s: PositiveFloat
+    retries: Annotated[int, Field(ge=0, le=10)]
+
+
+class TrackingParams(Section):
+    uri: NonEmptyStr
+    experiment: NonEmptyStr
+    artifact_root: NonEmptyStr
+
+
+class Params(Section):
+    data: DataParams
+    tracking: TrackingParams
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: {error.error_count()} invalid setting(s):"]
+    for item in error.errors():
+        key = _format_location(item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}'")
+        elif item["type"] == "missing":
+            lines.append(f"  - missing key '{key}'")
+        else:
+            lines.append(f"  - '{key}': {item['msg']} (got {item['input']!r})")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, source: str = DEFAULT_PARAMS_FILE) -> Params:
+    """Validate an already-loaded mapping; raise ConfigError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(source, error)) from None
+
+
+def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: parameters file not found (run from the project root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: not valid YAML: {error}") from None
+    return parse_params(raw, source=str(file))

@@ -1,0 +1,1 @@
+"""Dataset acquisition: verified MNIST from an ordered list of mirrors."""

@@ -1,0 +1,87 @@
+"""One MLflow set-up for every stage: the same tracking URI, experiment and provenance tags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from pml_ops.config import TrackingParams
+
+URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+def resolve_uri(uri: str, project_dir: Path) -> str:
+    """Make a relative `sqlite:///file` URI absolute so every stage and the UI share one store."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((project_dir / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def tracking_uri(params: TrackingParams, project_dir: Path | None = None) -> str:
+    """$MLFLOW_TRACKING_URI if set, else params.yaml's `tracking.uri` (embedded SQLite)."""
+    project = Path.cwd() if project_dir is None else project_dir
+    return os.environ.get(URI_ENV) or resolve_uri(params.uri, project)
+
+
+def is_local_store(uri: str) -> bool:
+    return uri.startswith("sqlite:")
+
+
+def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
+    """Point MLflow at the project's store and experiment; return the experiment id.
+
+    For the embedded SQLite store the experiment's artifacts go to `tracking.artifact_root`
+    inside the project; a tracking server decides its own artifact location.
+    """
+    import mlflow  # heavy import, only when tracking is used
+
+    project = Path.cwd() if project_dir is None else project_dir
+    uri = tracking_uri(params, project)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(params.experiment)
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    else:
+        location = None
+        if is_local_store(uri):
+            location = (project / params.artifact_root).resolve().as_uri()
+        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_commit(project_dir: Path | None = None) -> str:
+    """The HEAD commit, suffixed with '-dirty' when tracked files have uncommitted changes."""
+    cwd = Path.cwd() if project_dir is None else project_dir
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def dvc_output_md5(output: str, project_dir: Path | None = None) -> str:
+    """The md5 DVC recorded in dvc.lock for `output` (the data version), or 'unknown'."""
+    lock = (Path.cwd() if project_dir is None else project_dir) / "dvc.lock"
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except (OSError, yaml.YAMLError):
+        return "unknown"
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if out.get("path") == output and "md5" in out:
+                return str(out["md5"])
+    return "unknown"

@@ -1,0 +1,111 @@
+"""Shared fixtures: the offline MNIST mirror, synthetic IDX files and temporary repo clones."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pml_ops.data.idx import encode_idx, sha256_hex
+from pml_ops.data.mnist import MIRROR_ENV, IdxFile
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror() -> Path:
+    """The offline MNIST copy: $PML_OPS_MNIST_MIRROR, else ../shared/mnist beside the checkout.
+
+    In CI (CI=true) a missing mirror is a failure, never a skip.
+    """
+    candidate = Path(os.environ.get(MIRROR_ENV) or REPO_ROOT.parent / "shared" / "mnist")
+    if not (candidate / "train-images-idx3-ubyte.gz").is_file():
+        message = f"offline MNIST mirror not found at {candidate} (set {MIRROR_ENV})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return candidate.resolve()
+
+
+def synthetic_files(n_train: int = 6, n_test: int = 4, side: int = 5, seed: int = 0):
+    """Small random MNIST-shaped IDX files: returns ({key: IdxFile}, {filename: gz bytes})."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, side, side), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, side, side), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    specs, blobs = {}, {}
+    for key, array in arrays.items():
+        raw = encode_idx(array)
+        spec = IdxFile(f"synthetic-{key}", sha256_hex(raw), array.shape)
+        specs[key] = spec
+        blobs[spec.filename] = gzip.compress(raw, mtime=0)
+    return specs, blobs, arrays
+
+
+@pytest.fixture
+def synthetic_mirror(tmp_path: Path):
+    """A directory mirror holding valid synthetic files."""
+    specs, blobs, arrays = synthetic_files()
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, blob in blobs.items():
+        (mirror / name).write_bytes(blob)
+    return mirror, specs, arrays
+
+
+def project_files() -> list[str]:
+    """Tracked and untracked-but-not-ignored files: the working tree as a commit would hold it."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in out.split("\0") if name and (REPO_ROOT / name).exists()]
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def temp_clone(tmp_path: Path) -> Path:
+    """A fresh git repository holding the current working tree (uncommitted changes included)."""
+    clone = tmp_path / "clone"
+    for name in project_files():
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    run(["git", "init", "-q"], clone)
+    run(["git", "add", "-A"], clone)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "snapshot"],
+        clone,
+    )
+    return clone
+
+
+@pytest.fixture
+def stage_env(mnist_mirror: Path, tmp_path: Path) -> dict[str, str]:
+    """Environment for running DVC stages: this venv first on PATH, offline mirror set."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env[MIRROR_ENV] = str(mnist_mirror)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PML_OPS_PROGRESS"] = "0"
+    return env

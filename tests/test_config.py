@@ -1,0 +1,84 @@
+"""params.yaml validation: every bad value is named before any work starts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pml_ops.config import load_params, parse_params
+from pml_ops.errors import ConfigError
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def raw_params() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def test_committed_params_file_is_valid():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.data.path == "data/mnist.npz"
+    assert params.tracking.experiment
+
+
+def _with(raw: dict, dotted: str, value) -> dict:
+    changed = copy.deepcopy(raw)
+    *parents, leaf = dotted.split(".")
+    node = changed
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return changed
+
+
+def test_unknown_key_is_named(raw_params):
+    with pytest.raises(ConfigError, match=r"unknown key 'data\.mirorrs'"):
+        parse_params(_with(raw_params, "data.mirorrs", []))
+
+
+def test_unknown_section_is_named(raw_params):
+    with pytest.raises(ConfigError, match=r"unknown key 'dataa'"):
+        parse_params(_with(raw_params, "dataa", {}))
+
+
+def test_wrong_type_is_named(raw_params):
+    with pytest.raises(ConfigError, match=r"'data\.retries': Input should be a valid integer.*got '2'"):
+        parse_params(_with(raw_params, "data.retries", "2"))
+
+
+def test_out_of_range_value_is_named(raw_params):
+    with pytest.raises(ConfigError, match=r"'data\.timeout_s': Input should be greater than 0"):
+        parse_params(_with(raw_params, "data.timeout_s", -1.0))
+
+
+def test_empty_mirror_list_is_rejected(raw_params):
+    with pytest.raises(ConfigError, match=r"'data\.mirrors': List should have at least 1 item"):
+        parse_params(_with(raw_params, "data.mirrors", []))
+
+
+def test_missing_key_is_named(raw_params):
+    del raw_params["tracking"]["experiment"]
+    with pytest.raises(ConfigError, match=r"missing key 'tracking\.experiment'"):
+        parse_params(raw_params)
+
+
+def test_all_errors_reported_at_once(raw_params):
+    raw = _with(_with(raw_params, "data.retries", -1), "tracking.uri", 3)
+    with pytest.raises(ConfigError, match="2 invalid setting") as caught:
+        parse_params(raw)
+    assert "data.retries" in str(caught.value) and "tracking.uri" in str(caught.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path):
+    with pytest.raises(ConfigError, match="parameters file not found"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping of sections"):
+        load_params(bad)
