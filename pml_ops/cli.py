@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pml_ops import __version__
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
@@ -19,11 +21,31 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from pml_ops.doctor import doctor
+
+    return doctor(Path(args.params))
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise PmlOpsError(
+                f"cannot listen on {host}:{port} ({error.strerror}); "
+                "another MLflow UI may be running there: choose a free port with --port"
+            ) from None
+
+
 def _ui(args: argparse.Namespace) -> int:
     from pml_ops.tracking import tracking_uri
 
     uri = tracking_uri(load_params(args.params).tracking)
+    _ensure_port_free(args.host, args.port)
     command = [
+        sys.executable,  # the interpreter pml-ops runs in: works without an activated venv
+        "-m",
         "mlflow",
         "ui",
         "--backend-store-uri",
@@ -32,6 +54,8 @@ def _ui(args: argparse.Namespace) -> int:
         args.host,
         "--port",
         str(args.port),
+        "--workers",
+        str(args.workers),
     ]
     print(f"pml-ops: MLflow UI on http://{args.host}:{args.port} (store: {uri})", file=sys.stderr)
     os.execvp(command[0], command)
@@ -43,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pml-ops",
         description="Reproducible, tracked probabilistic ML. Stages run through `dvc repro`; "
         "these commands help around them.",
+        epilog="Start with `pml-ops doctor`, then `dvc repro`, then `pml-ops ui` to compare runs. "
+        "`pml-ops COMMAND --help` explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -50,12 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", help="check params.yaml and report every bad key")
+    validate = commands.add_parser(
+        "validate",
+        help="check params.yaml and report every bad key",
+        description="Parse and validate the parameters file the way every stage does before it "
+        "works. Prints every missing, unknown, mistyped or out-of-range key by its dotted name; "
+        "exit status 2 if any.",
+    )
     validate.set_defaults(handler=_validate)
 
-    ui = commands.add_parser("ui", help="open the MLflow UI on the project's tracking store")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check Python, torch and the device, the MLflow store, DVC and the data",
+        description="One line per check: Python version; torch version and device (CUDA or CPU); "
+        "params.yaml valid; MLflow store reachable ($MLFLOW_TRACKING_URI or tracking.uri); DVC "
+        "repository and default remote; data/mnist.npz present and valid. Each problem comes "
+        "with a fix. Exit status 1 if an essential check fails (✗); warnings (!) do not fail.",
+    )
+    doctor.set_defaults(handler=_doctor)
+
+    ui = commands.add_parser(
+        "ui",
+        help="open the MLflow UI on the project's tracking store",
+        description="Start `mlflow ui` on the store every stage logs to ($MLFLOW_TRACKING_URI, else "
+        "tracking.uri in params.yaml), bound to localhost only. Stop it with Ctrl-C.",
+    )
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    ui.add_argument(
+        "--workers", type=int, default=1, help="server processes; one serves one person (default: 1)"
+    )
     ui.set_defaults(handler=_ui)
     return parser
 

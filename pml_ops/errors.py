@@ -15,3 +15,7 @@ class DataError(PmlOpsError):
 
 class DownloadError(DataError):
     """No mirror could deliver a valid copy of a file."""
+
+
+class TrackingError(PmlOpsError):
+    """The MLflow tracking store cannot be reached or used."""

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import yaml
 
 from pml_ops.config import TrackingParams
+from pml_ops.errors import TrackingError
 
 URI_ENV = "MLFLOW_TRACKING_URI"
+PREFLIGHT_TIMEOUT_S = 3.0
+# MLflow's own defaults (7 retries with exponential backoff, 120 s timeout) turn a server that
+# goes away mid-run into minutes of silence; these bound it to seconds. A user's setting wins.
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def resolve_uri(uri: str, project_dir: Path) -> str:
@@ -31,16 +39,49 @@ def is_local_store(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
+def is_server(uri: str) -> bool:
+    return urllib.parse.urlparse(uri).scheme in ("http", "https")
+
+
+def check_server(uri: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Raise TrackingError within about `timeout_s` if the tracking server at `uri` does not answer.
+
+    Asks the server's `/health` endpoint. Any HTTP answer below 500 counts as reachable (a proxy or
+    an auth layer may answer 401/404 there); a refused or timed-out connection or a 5xx does not.
+    """
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError as error:
+        if error.code < 500:
+            return
+        reason = f"HTTP {error.code} {error.reason}"
+    except (urllib.error.URLError, OSError) as error:
+        reason = str(getattr(error, "reason", error))
+    raise TrackingError(
+        f"MLflow tracking server {uri} is unreachable ({reason}).\n"
+        f"  Fix: start it (e.g. `mlflow server --host 127.0.0.1 --port PORT`), check the address, "
+        f"or unset {URI_ENV} to use the project's embedded SQLite store."
+    )
+
+
 def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
     """Point MLflow at the project's store and experiment; return the experiment id.
 
     For the embedded SQLite store the experiment's artifacts go to `tracking.artifact_root`
-    inside the project; a tracking server decides its own artifact location.
+    inside the project; a tracking server decides its own artifact location. A server that does
+    not answer is reported at once (TrackingError) instead of after MLflow's retry loop.
     """
-    import mlflow  # heavy import, only when tracking is used
-
     project = Path.cwd() if project_dir is None else project_dir
     uri = tracking_uri(params, project)
+    if is_server(uri):
+        check_server(uri)
+        for name, value in MLFLOW_HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+
+    import mlflow  # heavy import, only when tracking is used
+
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(params.experiment)
     if experiment is not None:

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
+import time
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import TrackingParams
-from pml_ops.tracking import configure, dvc_output_md5, resolve_uri, tracking_uri
+from pml_ops.errors import TrackingError
+from pml_ops.tracking import check_server, configure, dvc_output_md5, resolve_uri, tracking_uri
 
 PARAMS = TrackingParams(uri="sqlite:///mlflow.db", experiment="unit", artifact_root="mlartifacts")
 
@@ -43,3 +49,61 @@ def test_dvc_output_md5_reads_the_lock_file(tmp_path: Path):
         "schema: '2.0'\nstages:\n  prepare:\n    outs:\n    - path: data/mnist.npz\n      md5: abc\n"
     )
     assert dvc_output_md5("data/mnist.npz", tmp_path) == "abc"
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_server_fails_fast_with_a_fix(monkeypatch, tmp_path: Path):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as error:
+        configure(PARAMS, tmp_path)
+    assert time.monotonic() - started < 5
+    message = str(error.value)
+    assert f"MLflow tracking server {uri} is unreachable" in message
+    assert "unset MLFLOW_TRACKING_URI" in message and "mlflow server" in message
+
+
+def test_server_that_does_not_answer_times_out(monkeypatch):
+    with socket.socket() as listener:  # accepts connections (backlog) but never replies
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match="unreachable .*timed out"):
+            check_server(uri, timeout_s=0.5)
+        assert time.monotonic() - started < 3
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):
+        self.send_response(self.status)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(("status", "reachable"), [(200, True), (401, True), (503, False)])
+def test_health_answers(status: int, reachable: bool):
+    handler = type("Handler", (_Health,), {"status": status})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            if reachable:
+                check_server(uri)
+            else:
+                with pytest.raises(TrackingError, match="HTTP 503"):
+                    check_server(uri)
+        finally:
+            server.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def load_mnist(path: str | os.PathLike[str]) -> Mnist:
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in FILES}
-    except (KeyError, ValueError, OSError) as error:
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise DataError(f"{file}: unreadable dataset artifact ({error})") from None
     for key, spec in FILES.items():
         if arrays[key].shape != spec.shape or arrays[key].dtype != np.uint8:
