@@ -19,3 +19,7 @@ class DownloadError(DataError):
 
 class TrackingError(PmlOpsError):
     """The MLflow tracking store cannot be reached or used."""
+
+
+class ReportError(PmlOpsError):
+    """A report cannot be built (a figure is missing or not a PNG, ...)."""
