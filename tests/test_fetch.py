@@ -159,3 +159,16 @@ def test_failed_write_leaves_no_partial_artifact(synthetic_mirror, tmp_path: Pat
     with pytest.raises(OSError, match="disk full"):
         save_mnist(data, target)
     assert list(target.parent.iterdir()) == []
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path: Path):
+    import os
+
+    from pml_ops.io import write_json
+
+    mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
