@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pml_ops.errors import ConfigError
+from pml_ops.errors import ConfigError, PmlOpsError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Probability = Annotated[float, Field(gt=0, lt=1)]
 
 
 class Section(BaseModel):
@@ -42,9 +44,112 @@ class TrackingParams(Section):
     artifact_root: NonEmptyStr
 
 
+class LogNormalParams(Section):
+    """LogNormal(loc, scale): log of the value is Normal(loc, scale)."""
+
+    loc: float
+    scale: PositiveFloat
+
+
+class GPPriorParams(Section):
+    variance: LogNormalParams
+    lengthscale: LogNormalParams
+
+
+class NUTSParams(Section):
+    num_chains: PositiveInt
+    warmup_steps: NonNegativeInt
+    num_samples: PositiveInt
+    seed: NonNegativeInt
+    # processes for the chains: 'auto' = min(num_chains, os.cpu_count()); 1 = in-process
+    parallel_chains: Literal["auto"] | PositiveInt
+    target_accept_prob: Probability
+    max_tree_depth: PositiveInt
+    full_mass: bool
+    init_radius: PositiveFloat
+
+    @field_validator("parallel_chains", mode="wrap")
+    @classmethod
+    def _auto_or_count(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"must be 'auto' or a positive integer, got {value!r}") from None
+
+
+def _check_objective(text: str) -> str:
+    from pml_ops.gp.objective import Expression
+
+    try:
+        Expression(text)
+    except PmlOpsError as error:
+        raise ValueError(str(error)) from None
+    return text
+
+
+class GPPredictiveParams(Section):
+    num_points: Annotated[int, Field(ge=2)]
+    x_star: float
+    draws_per_sample: PositiveInt
+    seed: NonNegativeInt
+
+
+class GPOutputs(Section):
+    inference_data: NonEmptyStr
+    metrics: NonEmptyStr
+    figures: NonEmptyStr
+
+
+class GPParams(Section):
+    objective: NonEmptyStr
+    x_train: Annotated[list[float], Field(min_length=2)]
+    noise_variance: PositiveFloat
+    priors: GPPriorParams
+    nuts: NUTSParams
+    predictive: GPPredictiveParams
+    outputs: GPOutputs
+
+    _objective = field_validator("objective")(_check_objective)
+
+
+class BayesOptOutputs(Section):
+    metrics: NonEmptyStr
+    history: NonEmptyStr
+    figures: NonEmptyStr
+
+
+class BayesOptParams(Section):
+    objective: NonEmptyStr
+    bounds: Annotated[list[float], Field(min_length=2, max_length=2)]
+    x_init: Annotated[list[float], Field(min_length=2)]
+    iterations: PositiveInt
+    acquisition: Literal["expected_improvement", "thompson", "lower_confidence_bound"]
+    lcb_kappa: PositiveFloat
+    grid_points: Annotated[int, Field(ge=11)]
+    acquisition_samples: PositiveInt
+    success_tolerance: PositiveFloat
+    plot_iterations: list[PositiveInt]
+    nuts: NUTSParams
+    outputs: BayesOptOutputs
+
+    _objective = field_validator("objective")(_check_objective)
+
+    @model_validator(mode="after")
+    def _check_interval(self) -> BayesOptParams:
+        low, high = self.bounds
+        if not low < high:
+            raise ValueError(f"bounds: lower bound {low} must be below upper bound {high}")
+        outside = [x for x in self.x_init if not low <= x <= high]
+        if outside:
+            raise ValueError(f"x_init: {outside} outside bounds [{low}, {high}]")
+        return self
+
+
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
+    gp: GPParams
+    bayesopt: BayesOptParams
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

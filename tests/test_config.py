@@ -82,3 +82,27 @@ def test_missing_file_and_bad_yaml(tmp_path: Path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping of sections"):
         load_params(bad)
+
+
+def test_gp_and_bayesopt_errors_are_named(raw_params):
+    cases = [
+        (
+            "gp.nuts.parallel_chains",
+            "many",
+            r"'gp\.nuts\.parallel_chains': Value error, must be 'auto' or a positive integer",
+        ),
+        ("gp.nuts.target_accept_prob", 1.5, r"'gp\.nuts\.target_accept_prob': Input should be less than 1"),
+        ("gp.noise_variance", 0.0, r"'gp\.noise_variance': Input should be greater than 0"),
+        ("gp.priors.lengthscale.scale", -2.0, r"'gp\.priors\.lengthscale\.scale'"),
+        (
+            "gp.objective",
+            "sin(20*y)",
+            r"'gp\.objective': Value error, objective 'sin\(20\*y\)': unknown name 'y'",
+        ),
+        ("bayesopt.acquisition", "ucb", r"'bayesopt\.acquisition': Input should be 'expected_improvement'"),
+        ("bayesopt.bounds", [1.0, -1.0], r"'bayesopt': Value error, bounds: lower bound 1\.0 must be below"),
+        ("bayesopt.x_init", [0.0, 2.0], r"x_init: \[2\.0\] outside bounds"),
+    ]
+    for key, value, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            parse_params(_with(raw_params, key, value))

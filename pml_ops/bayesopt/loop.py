@@ -1,0 +1,152 @@
+"""The Bayesian-optimisation loop: fit the GP posterior by NUTS, maximise the acquisition on a
+dense grid plus a bounded local refinement, evaluate, repeat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
+from pml_ops.gp.model import GPModel, LogNormalPrior
+from pml_ops.gp.nuts import NUTSSettings, sample_posterior
+from pml_ops.gp.predict import predict, sample_paths
+from pml_ops.progress import progress
+
+Acquisition = Literal["expected_improvement", "thompson", "lower_confidence_bound"]
+Objective = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class BOSettings:
+    bounds: tuple[float, float]
+    iterations: int
+    acquisition: Acquisition
+    lcb_kappa: float
+    grid_points: int
+    acquisition_samples: int
+    noise: float
+    variance_prior: LogNormalPrior
+    lengthscale_prior: LogNormalPrior
+    nuts: NUTSSettings
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What iteration t saw: the data, the posterior on the grid, the acquisition, its choice."""
+
+    iteration: int
+    x: np.ndarray
+    y: np.ndarray
+    grid: np.ndarray
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    utility: np.ndarray
+    x_next: float
+
+
+@dataclass
+class BOResult:
+    x: np.ndarray
+    y: np.ndarray
+    num_initial: int
+    snapshots: dict[int, Snapshot] = field(default_factory=dict)
+    divergences: list[int] = field(default_factory=list)
+
+    def best_so_far(self) -> np.ndarray:
+        """Best f after iteration t = 0 (initial design), 1, ..., T."""
+        running = np.minimum.accumulate(self.y)
+        return running[self.num_initial - 1 :]
+
+    @property
+    def best_x(self) -> float:
+        return float(self.x[np.argmin(self.y)])
+
+
+def _thin(values: np.ndarray, count: int) -> np.ndarray:
+    index = np.linspace(0, len(values) - 1, min(count, len(values))).round().astype(int)
+    return values[index]
+
+
+def _refine(utility_at: Callable[[float], float], grid: np.ndarray, best: int) -> float:
+    """Bounded local maximisation between the best grid point's neighbours."""
+    from scipy.optimize import minimize_scalar
+
+    low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    result = minimize_scalar(lambda x: -utility_at(x), bounds=(low, high), method="bounded")
+    return float(result.x) if -result.fun > utility_at(float(grid[best])) else float(grid[best])
+
+
+def propose(
+    model: GPModel,
+    variance: np.ndarray,
+    lengthscale: np.ndarray,
+    settings: BOSettings,
+    rng: np.random.Generator,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Next x for the acquisition; also the grid utility and the mixture predictive on it."""
+    grid = np.linspace(*settings.bounds, settings.grid_points)
+    v, ls = _thin(variance, settings.acquisition_samples), _thin(lengthscale, settings.acquisition_samples)
+    predictive = predict(model, grid, v, ls)
+    best_y = float(model.y.min())
+    if settings.acquisition == "thompson":
+        draw = rng.integers(len(variance))
+        utility = -sample_paths(model, grid, float(variance[draw]), float(lengthscale[draw]), rng)
+        return float(grid[np.argmax(utility)]), utility, predictive
+    if settings.acquisition == "expected_improvement":
+        utility = expected_improvement(predictive.mean, predictive.variance, best_y)
+
+        def utility_at(x: float) -> float:
+            point = predict(model, np.array([x]), v, ls)
+            return float(expected_improvement(point.mean, point.variance, best_y)[0])
+    else:
+        utility = lower_confidence_bound(predictive, settings.lcb_kappa)
+
+        def utility_at(x: float) -> float:
+            return float(lower_confidence_bound(predict(model, np.array([x]), v, ls), settings.lcb_kappa)[0])
+
+    return _refine(utility_at, grid, int(np.argmax(utility))), utility, predictive
+
+
+def minimise(
+    objective: Objective,
+    x_init: np.ndarray,
+    settings: BOSettings,
+    seed: int,
+    snapshot_at: tuple[int, ...] = (),
+    show_progress: bool = True,
+) -> BOResult:
+    """Run `settings.iterations` steps of fully Bayesian BO from the evaluated `x_init`."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x_init, dtype=float)
+    result = BOResult(x=x, y=np.asarray(objective(x), dtype=float), num_initial=len(x))
+    for t in progress(range(1, settings.iterations + 1), desc="bayesopt", disable=not show_progress or None):
+        model = GPModel(
+            result.x, result.y, settings.noise, settings.variance_prior, settings.lengthscale_prior
+        )
+        nuts = replace(settings.nuts, seed=settings.nuts.seed + 1000 * seed + t)
+        posterior = sample_posterior(model, nuts)
+        result.divergences.append(int(posterior.diverging.sum()))
+        variance, lengthscale = posterior.flat("variance"), posterior.flat("lengthscale")
+        x_next, utility, predictive = propose(model, variance, lengthscale, settings, rng)
+        if t in snapshot_at:
+            sd = np.sqrt(predictive.mixture_variance())
+            mean = predictive.mixture_mean()
+            grid = np.linspace(*settings.bounds, settings.grid_points)
+            result.snapshots[t] = Snapshot(
+                t,
+                result.x.copy(),
+                result.y.copy(),
+                grid,
+                mean,
+                mean - 1.96 * sd,
+                mean + 1.96 * sd,
+                utility,
+                x_next,
+            )
+        result.x = np.append(result.x, x_next)
+        result.y = np.append(result.y, float(np.asarray(objective(np.array([x_next])))[0]))
+    return result

@@ -1,0 +1,54 @@
+"""ArviZ view of a NUTS posterior: InferenceData (saved as NetCDF), ESS, r_hat, divergences.
+
+ArviZ 0.x `InferenceData` is used as is (`arviz>=0.20,<1` in pyproject): ArviZ 1.x replaced it
+by xarray's DataTree, whose NetCDF layout the 0.x reader does not load.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from pml_ops.gp.model import HYPERPARAMETERS
+from pml_ops.gp.nuts import Posterior
+from pml_ops.io import atomic_path
+
+
+def to_inference_data(posterior: Posterior):
+    import arviz as az
+
+    return az.from_dict(
+        posterior={name: posterior.samples[name] for name in HYPERPARAMETERS},
+        sample_stats={"diverging": posterior.diverging},
+    )
+
+
+def save_inference_data(idata, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        idata.to_netcdf(str(tmp))
+
+
+def load_inference_data(path: str | os.PathLike[str]):
+    import arviz as az
+
+    return az.from_netcdf(str(path))
+
+
+def summarize(idata) -> dict[str, float]:
+    """Flat metrics: ess_bulk/ess_tail/r_hat per hyperparameter, divergences, draws."""
+    import arviz as az
+
+    bulk = az.ess(idata, method="bulk")
+    tail = az.ess(idata, method="tail")
+    rhat = az.rhat(idata)
+    metrics: dict[str, float] = {}
+    for name in HYPERPARAMETERS:
+        metrics[f"ess_bulk_{name}"] = float(bulk[name])
+        metrics[f"ess_tail_{name}"] = float(tail[name])
+        metrics[f"r_hat_{name}"] = float(rhat[name])
+        metrics[f"posterior_mean_{name}"] = float(idata.posterior[name].mean())
+    metrics["divergences"] = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    metrics["num_draws"] = int(chains * draws)
+    return metrics

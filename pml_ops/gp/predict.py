@@ -1,0 +1,80 @@
+"""Closed-form GP posterior predictive of the latent function, batched over hyperparameter
+samples, and its mixture over the hyperparameter posterior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pml_ops.gp.model import DTYPE, GPModel, rbf
+
+
+@dataclass(frozen=True)
+class Predictive:
+    """Per-sample predictive mean and variance of f, each (samples, points)."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+    def mixture_mean(self) -> np.ndarray:
+        return self.mean.mean(0)
+
+    def mixture_variance(self) -> np.ndarray:
+        """Law of total variance over the hyperparameter samples."""
+        return self.variance.mean(0) + self.mean.var(0)
+
+    def draws(self, rng: np.random.Generator, per_sample: int = 1) -> np.ndarray:
+        """Marginal draws of f at each point from the mixture: (samples * per_sample, points)."""
+        noise = rng.standard_normal((per_sample, *self.mean.shape))
+        return (self.mean + np.sqrt(self.variance) * noise).reshape(-1, self.mean.shape[-1])
+
+
+def predict(model: GPModel, x_new: np.ndarray, variance: np.ndarray, lengthscale: np.ndarray) -> Predictive:
+    """Posterior predictive of the noise-free f at `x_new` for each (variance, lengthscale):
+    mean = k*^T (K + s I)^-1 y, var = k** - k*^T (K + s I)^-1 k*."""
+    x, y = model.tensors()
+    xs = torch.as_tensor(np.asarray(x_new, dtype=float), dtype=DTYPE)
+    v = torch.as_tensor(np.atleast_1d(variance), dtype=DTYPE)
+    ls = torch.as_tensor(np.atleast_1d(lengthscale), dtype=DTYPE)
+    with torch.no_grad():
+        cov = rbf(x, x, v, ls) + model.noise * torch.eye(len(x), dtype=DTYPE)
+        chol = torch.linalg.cholesky(cov)
+        cross = rbf(x, xs, v, ls)  # (S, n, m)
+        solved = torch.linalg.solve_triangular(chol, cross, upper=False)
+        white_y = torch.linalg.solve_triangular(chol, y.expand(len(v), -1)[..., None], upper=False)
+        mean = (solved * white_y).sum(-2)
+        var = (v[:, None] - (solved**2).sum(-2)).clamp_min(0.0)
+    return Predictive(mean.numpy(), var.numpy())
+
+
+def sample_paths(
+    model: GPModel,
+    x_new: np.ndarray,
+    variance: float,
+    lengthscale: float,
+    rng: np.random.Generator,
+    jitter: float = 1e-8,
+) -> np.ndarray:
+    """One joint posterior draw of f over all of `x_new` at fixed hyperparameters (for
+    Thompson sampling). `jitter` (relative to the variance) keeps the Cholesky of a dense grid
+    stable."""
+    x, y = model.tensors()
+    xs = torch.as_tensor(np.asarray(x_new, dtype=float), dtype=DTYPE)
+    v = torch.tensor([variance], dtype=DTYPE)
+    ls = torch.tensor([lengthscale], dtype=DTYPE)
+    with torch.no_grad():
+        chol = torch.linalg.cholesky(rbf(x, x, v, ls)[0] + model.noise * torch.eye(len(x), dtype=DTYPE))
+        cross = rbf(x, xs, v, ls)[0]
+        solved = torch.linalg.solve_triangular(chol, cross, upper=False)
+        white_y = torch.linalg.solve_triangular(chol, y[:, None], upper=False)
+        mean = (solved * white_y).sum(0)
+        cov = rbf(xs, xs, v, ls)[0] - solved.T @ solved
+        cov = cov + jitter * variance * torch.eye(len(xs), dtype=DTYPE)
+        factor, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:  # numerically indefinite: fall back to an eigen-decomposition
+            eigval, eigvec = torch.linalg.eigh(cov)
+            factor = eigvec * eigval.clamp_min(0.0).sqrt()
+        noise = torch.as_tensor(rng.standard_normal(len(xs)), dtype=DTYPE)
+        return (mean + factor @ noise).numpy()
