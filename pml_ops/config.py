@@ -20,6 +20,8 @@ DEFAULT_PARAMS_FILE = "params.yaml"
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
@@ -145,11 +147,99 @@ class BayesOptParams(Section):
         return self
 
 
+# --- density models on MNIST (issue #3) -------------------------------------------------------
+
+
+class SubsetParams(Section):
+    """How many images of each split to use: null means all (tests and smoke runs use a few)."""
+
+    train: PositiveInt | None
+    test: PositiveInt | None
+
+
+class DensityParams(Section):
+    """Settings shared by every density model."""
+
+    seed: NonNegativeInt
+    device: Literal["auto", "cpu", "cuda"]
+    cpu_threads: PositiveInt | None  # torch CPU threads; null = torch's default
+    subset: SubsetParams
+    validation_fraction: Fraction  # held out of the training set for the validation ELBO
+    checkpoint_dir: NonEmptyStr
+    models_dir: NonEmptyStr
+    metrics_dir: NonEmptyStr
+    figures_dir: NonEmptyStr
+
+
+class MlpVaeArchitecture(Section):
+    """VAE with MLP encoder 784 -> hidden[0] -> ... -> heads; the decoder mirrors it."""
+
+    latent_dim: PositiveInt
+    hidden: Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class ConvVaeArchitecture(Section):
+    """VAE with a strided-convolution encoder and a transposed-convolution decoder that mirrors it;
+    `hidden` lists optional linear layers between the flattened features and the latent heads."""
+
+    latent_dim: PositiveInt
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]
+    kernel_size: PositiveInt
+    stride: PositiveInt
+    padding: NonNegativeInt
+    output_padding: NonNegativeInt
+    hidden: list[PositiveInt]
+
+
+class TrainingParams(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+
+
+class VaeParams(Section):
+    architecture: MlpVaeArchitecture
+    training: TrainingParams
+
+
+class CvaeParams(Section):
+    architecture: ConvVaeArchitecture
+    training: TrainingParams
+
+
+class PpcaParams(Section):
+    latent_dim: PositiveInt
+
+
+class GmmParams(Section):
+    n_components: PositiveInt
+    covariance_type: Literal["full", "tied", "diag", "spherical"]
+    reg_covar: PositiveFloat
+    max_iter: PositiveInt
+    n_init: PositiveInt
+
+
+class EvaluateParams(Section):
+    iwae_samples: PositiveInt  # K of the importance-weighted bound on log p(x)
+    iwae_chunk: PositiveInt  # images x samples evaluated at once (memory bound)
+    knn_neighbors: PositiveInt
+    grid_size: PositiveInt
+    grid_span: PositiveFloat  # the latent grid covers [-span, span] in each of the first two dims
+    n_reconstructions: PositiveInt
+    samples_per_component: PositiveInt
+
+
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
     gp: GPParams
     bayesopt: BayesOptParams
+    density: DensityParams
+    vae: VaeParams
+    cvae: CvaeParams
+    ppca: PpcaParams
+    gmm: GmmParams
+    evaluate: EvaluateParams
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
