@@ -1,14 +1,31 @@
 """DVC stage `prepare`: fetch, verify and store MNIST as one artifact."""
 
+import time
+
+import numpy as np
+
 from pml_ops.config import Params
-from pml_ops.data.mnist import fetch_mnist, mirror_list, save_mnist
+from pml_ops.data.mnist import FILES, fetch_mnist, mirror_list, save_mnist
+from pml_ops.io import write_json
 from pml_ops.stage import run_stage
 
 
 def prepare(params: Params) -> None:
+    began = time.perf_counter()
     mirrors = mirror_list(params.data.mirrors)
     data = fetch_mnist(mirrors, timeout_s=params.data.timeout_s, retries=params.data.retries)
     save_mnist(data, params.data.path)
+    write_json(
+        params.data.metrics,
+        {
+            "train_images": len(data.y_train),
+            "test_images": len(data.y_test),
+            "train_label_counts": np.bincount(data.y_train, minlength=10).tolist(),
+            "test_label_counts": np.bincount(data.y_test, minlength=10).tolist(),
+            "sha256": {spec.stem: spec.sha256 for spec in FILES.values()},
+            "wall_time_s": time.perf_counter() - began,
+        },
+    )
     print(f"prepare: wrote {params.data.path} ({len(data.y_train)} train, {len(data.y_test)} test)")
 
 

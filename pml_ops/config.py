@@ -35,6 +35,7 @@ class Section(BaseModel):
 
 class DataParams(Section):
     path: NonEmptyStr
+    metrics: NonEmptyStr
     mirrors: Annotated[list[NonEmptyStr], Field(min_length=1)]
     timeout_s: PositiveFloat
     retries: Annotated[int, Field(ge=0, le=10)]
@@ -229,6 +230,14 @@ class EvaluateParams(Section):
     samples_per_component: PositiveInt
 
 
+class ReportParams(Section):
+    html: NonEmptyStr
+    markdown: NonEmptyStr
+    bo_study: NonEmptyStr  # results of benchmarks/bayesopt_study.py, shown when present
+    # The numbers the original study reported, shown beside ours: model -> {column: value}.
+    study: dict[str, dict[str, float]]
+
+
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
@@ -240,6 +249,7 @@ class Params(Section):
     ppca: PpcaParams
     gmm: GmmParams
     evaluate: EvaluateParams
+    report: ReportParams
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

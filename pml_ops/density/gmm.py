@@ -35,6 +35,43 @@ class GMM:
         )
         return cls(mixture.fit(x))
 
+    def save(self, path) -> None:
+        """Store the fitted parameters as plain arrays (.npz): loading runs no pickled code."""
+        m = self.mixture
+        with open(path, "wb") as fh:
+            np.savez(
+                fh,
+                covariance_type=np.array(m.covariance_type),
+                weights=m.weights_,
+                means=m.means_,
+                covariances=m.covariances_,
+                precisions_cholesky=m.precisions_cholesky_,
+            )
+
+    @classmethod
+    def load(cls, path) -> GMM:
+        """Rebuild a fitted GaussianMixture from `save`'s arrays (no pickle)."""
+        from sklearn.mixture import GaussianMixture
+
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        kind = str(arrays["covariance_type"])
+        mixture = GaussianMixture(n_components=len(arrays["weights"]), covariance_type=kind)
+        mixture.weights_ = arrays["weights"]
+        mixture.means_ = arrays["means"]
+        mixture.covariances_ = arrays["covariances"]
+        mixture.precisions_cholesky_ = arrays["precisions_cholesky"]
+        chol = mixture.precisions_cholesky_
+        if kind == "full":
+            mixture.precisions_ = np.einsum("kij,klj->kil", chol, chol)
+        elif kind == "tied":
+            mixture.precisions_ = chol @ chol.T
+        else:
+            mixture.precisions_ = chol**2
+        mixture.converged_ = True
+        mixture.n_features_in_ = mixture.means_.shape[1]
+        return cls(mixture)
+
     def log_density(self, x: np.ndarray) -> np.ndarray:
         return self.mixture.score_samples(x)
 

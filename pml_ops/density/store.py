@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 from pml_ops.config import Params
@@ -10,7 +11,7 @@ from pml_ops.io import atomic_path
 
 LATENT_VAES = ("vae", "cvae")
 MODELS = ("vae", "cvae", "ppca", "gmm")
-SUFFIX = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".joblib"}
+SUFFIX = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".npz"}
 
 
 def model_path(params: Params, name: str) -> Path:
@@ -24,12 +25,8 @@ def save_model(params: Params, name: str, model) -> Path:
             import torch
 
             torch.save(model.state_dict(), tmp)
-        elif name == "ppca":
+        else:  # PPCA and GMM store plain arrays
             model.save(tmp)
-        else:
-            import joblib
-
-            joblib.dump(model.mixture, tmp)
     return path
 
 
@@ -45,14 +42,16 @@ def load_model(params: Params, name: str, device=None):
         from pml_ops.density.interface import VaeDensity
 
         model = build_model(getattr(params, name).architecture, params.density.seed)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:  # weights_only: tensors and plain containers only, never arbitrary pickled code
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+            raise DataError(f"{path}: not a loadable weights file ({error})") from None
+        model.load_state_dict(state)
         return VaeDensity(name, model, device)
     if name == "ppca":
         from pml_ops.density.ppca import PPCA
 
         return PPCA.load(path)
-    import joblib
-
     from pml_ops.density.gmm import GMM
 
-    return GMM(joblib.load(path))
+    return GMM.load(path)

@@ -1,0 +1,31 @@
+"""DVC stage `report`: the study report (HTML + Markdown) from every stage's metrics and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pml_ops.config import Params
+from pml_ops.report import write_report
+from pml_ops.report.study import build_study_report
+from pml_ops.run_group import stage_run
+from pml_ops.stage import run_stage
+
+
+def report(params: Params) -> None:
+    import mlflow
+
+    root = Path.cwd()
+    spec = build_study_report(params, root)
+    html, markdown = Path(params.report.html), Path(params.report.markdown)
+    write_report(spec, html, markdown, base_dir=root)
+    with stage_run(params, "report", {"stage": "report"}):
+        mlflow.log_artifact(str(html), artifact_path="report")
+        mlflow.log_artifact(str(markdown), artifact_path="report")
+        mlflow.log_metrics(
+            {f"stage_wall_time_s/{k.replace('@', '_')}": v for k, v in spec.stage_times.items()}
+        )
+    print(f"report: wrote {html} and {markdown}")
+
+
+if __name__ == "__main__":
+    run_stage(report)

@@ -1,0 +1,209 @@
+"""Assemble the study report from the pipeline's metrics files and figures.
+
+Everything comes from files the earlier stages wrote (metrics JSON with `wall_time_s`, PNG
+figures); nothing is recomputed here, so the report shows exactly what DVC tracked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pml_ops.config import Params
+from pml_ops.errors import ReportError
+from pml_ops.report.environment import collect_environment
+from pml_ops.report.spec import Cell, Figure, Report, Section, Table
+
+DENSITY_MODELS = ("vae", "cvae", "ppca", "gmm")
+HYPERPARAMETERS = ("variance", "lengthscale")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: missing; run the stage that writes it (`dvc repro`)") from None
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path}: not valid JSON ({error})") from None
+
+
+def _figures(folder: Path, label: str) -> list[Figure]:
+    return [
+        Figure(path=png, caption=f"{label}: {png.stem.replace('_', ' ')}")
+        for png in sorted(folder.glob("*.png"))
+    ]
+
+
+def density_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
+    cfg = params.density
+    metrics = root / cfg.metrics_dir
+    comparison = read_json(metrics / "density_comparison.json")["models"]
+    study = params.report.study
+    rows: list[dict[str, Cell]] = []
+    for name in DENSITY_MODELS:
+        row = comparison.get(name)
+        if row is None:
+            raise ReportError(f"{metrics / 'density_comparison.json'}: no row for model '{name}'")
+        reference = study.get(name, {})
+        rows.append(
+            {
+                "model": name.upper(),
+                "objective": row.get("objective"),
+                "test score": row.get("test_score"),
+                "study score": reference.get("test_score"),
+                "IWAE log p(x)": row.get("test_iwae"),
+                "MSE (sample)": row.get("test_mse_posterior_sample"),
+                "study MSE": reference.get("test_mse_posterior_sample"),
+                "MSE (mean)": row.get("test_mse_posterior_mean"),
+                "5-NN accuracy": row.get("test_knn_accuracy"),
+            }
+        )
+    table = Table(
+        caption="Test-set comparison (Table 1 of the study, with new columns)",
+        columns=list(rows[0]),
+        rows=rows,
+        notes={
+            "test score": "mean over the 10,000 test images, nats per image: ELBO for VAE/CVAE "
+            "(Bernoulli decoder, pixel values in [0, 1] as targets), exact log-likelihood for "
+            "PPCA/GMM (Gaussian over pixel values; not on the same scale as the ELBO)",
+            "study score": "the number the original study reported",
+            "IWAE log p(x)": f"importance-weighted bound, K = {params.evaluate.iwae_samples}",
+            "MSE (sample)": "per-pixel MSE of the decoder mean at a posterior sample (as the study)",
+            "MSE (mean)": "per-pixel MSE of the decoder mean at the posterior mean",
+            "5-NN accuracy": "5-nearest-neighbour classifier on the training latent means",
+        },
+        formats={"MSE (sample)": ".4f", "study MSE": ".4f", "MSE (mean)": ".4f", "5-NN accuracy": ".3f"},
+    )
+    figures: list[Figure] = []
+    for name in DENSITY_MODELS:
+        figures += _figures(root / cfg.figures_dir / name, name.upper())
+    times = {}
+    for name in DENSITY_MODELS:
+        stage = "train" if name in ("vae", "cvae") else "fit"
+        times[f"{stage}@{name}"] = read_json(metrics / "train" / f"{name}.json")["wall_time_s"]
+    for name in DENSITY_MODELS:
+        times[f"evaluate@{name}"] = read_json(metrics / "evaluate" / f"{name}.json")["wall_time_s"]
+    text = (
+        "All models have a 2-D latent space and are trained on the MNIST training set "
+        f"(a fraction {cfg.validation_fraction} held out for validation) and scored on the test set."
+    )
+    return Section(title="Density models on MNIST", text=text, tables=[table], figures=figures), times
+
+
+def gp_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
+    cfg = params.gp
+    metrics = read_json(root / cfg.outputs.metrics)
+    rows: list[dict[str, Cell]] = [
+        {
+            "hyperparameter": name,
+            "posterior mean": metrics[f"posterior_mean_{name}"],
+            "ESS bulk": metrics[f"ess_bulk_{name}"],
+            "ESS tail": metrics[f"ess_tail_{name}"],
+            "r_hat": metrics[f"r_hat_{name}"],
+        }
+        for name in HYPERPARAMETERS
+    ]
+    nuts = cfg.nuts
+    text = (
+        f"NUTS: {nuts.num_chains} chains, {nuts.warmup_steps} warm-up steps and {nuts.num_samples} "
+        f"samples per chain; {metrics['divergences']} divergent transitions. Predictive at "
+        f"x* = {cfg.predictive.x_star}: mean {metrics['predictive_mean_at_x_star']:.3f}, 95% interval "
+        f"[{metrics['predictive_q025_at_x_star']:.3f}, {metrics['predictive_q975_at_x_star']:.3f}] "
+        f"(true f = {metrics['true_f_at_x_star']:.3f})."
+    )
+    table = Table(
+        caption="Posterior diagnostics (ArviZ)",
+        columns=list(rows[0]),
+        rows=rows,
+        formats={"ESS bulk": ".0f", "ESS tail": ".0f", "r_hat": ".4f"},
+    )
+    section = Section(
+        title="Bayesian GP fitting",
+        text=text,
+        tables=[table],
+        figures=_figures(root / cfg.outputs.figures, "GP"),
+    )
+    return section, {"gp": metrics["wall_time_s"]}
+
+
+def bo_study_table(study_file: Path, tolerance: float) -> Table | None:
+    """Success per method over seeds, from the benchmark's results file (if it has been run)."""
+    if not study_file.is_file():
+        return None
+    runs = read_json(study_file).get("runs", [])
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_method.setdefault(run["method"], []).append(run)
+    rows: list[dict[str, Cell]] = [
+        {
+            "method": method,
+            "successes": sum(bool(run["success"]) for run in items),
+            "seeds": len(items),
+            "mean best f": sum(run["best_so_far"][-1] for run in items) / len(items),
+        }
+        for method, items in by_method.items()
+    ]
+    if not rows:
+        return None
+    return Table(
+        caption=f"Success over seeds (best f within {tolerance} of the global minimum after the budget)",
+        columns=["method", "successes", "seeds", "mean best f"],
+        rows=rows,
+        formats={"mean best f": ".4f"},
+    )
+
+
+def bayesopt_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
+    cfg = params.bayesopt
+    metrics = read_json(root / cfg.outputs.metrics)
+    run_table = Table(
+        caption="This pipeline's optimisation run",
+        columns=["acquisition", "best x", "best f", "global minimum f", "gap", "success"],
+        rows=[
+            {
+                "acquisition": metrics["acquisition"],
+                "best x": metrics["best_x"],
+                "best f": metrics["best_f"],
+                "global minimum f": metrics["global_minimum_f"],
+                "gap": metrics["gap"],
+                "success": metrics["success"],
+            }
+        ],
+        formats={"best x": ".4f", "best f": ".4f", "global minimum f": ".4f", "gap": ".2e"},
+    )
+    tables = [run_table]
+    study = bo_study_table(root / params.report.bo_study, cfg.success_tolerance)
+    if study is not None:
+        tables.append(study)
+    text = (
+        f"{cfg.iterations} iterations from {len(cfg.x_init)} initial points on `{cfg.objective}`, "
+        f"the GP posterior refitted by NUTS at every iteration."
+    )
+    section = Section(
+        title="Bayesian optimisation",
+        text=text,
+        tables=tables,
+        figures=_figures(root / cfg.outputs.figures, "BO"),
+    )
+    return section, {"bayesopt": metrics["wall_time_s"]}
+
+
+def build_study_report(params: Params, root: Path) -> Report:
+    """The whole report: density comparison, GP diagnostics, BO results, environment, stage times."""
+    prepare = read_json(root / params.data.metrics)
+    stage_times = {"prepare": prepare["wall_time_s"]}
+    sections = []
+    for build in (density_section, gp_section, bayesopt_section):
+        section, times = build(params, root)
+        sections.append(section)
+        stage_times.update(times)
+    stage_times["compare_density"] = read_json(root / params.density.metrics_dir / "density_comparison.json")[
+        "wall_time_s"
+    ]
+    return Report(
+        title="pml-ops: probabilistic ML study report",
+        sections=sections,
+        environment=collect_environment(root, params.data.path),
+        stage_times=stage_times,
+    )
