@@ -133,6 +133,12 @@ def test_services_volumes_dependencies_and_builds_resolve():
             context = DOCKER / service["build"]["context"]
             assert (context / service["build"]["dockerfile"]).is_file(), name
     assert services["mlflow"]["command"] == ["mlflow-server"]  # docker/mlflow-server.sh
+    # The server (user 10001) writes artifacts into a directory the CPU image creates and owns, so
+    # the named volume mounted there starts with that ownership.
+    destination = services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"]
+    assert f"mlflow-artifacts:{destination}" in services["mlflow"]["volumes"]
+    dockerfile = (DOCKER / "Dockerfile.cpu").read_text()
+    assert f"mkdir -p {destination}" in dockerfile and "chown -R pml:pml /app /mlflow" in dockerfile
     gpu = services["pipeline-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert gpu == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
     worker_env = services["worker"]["environment"]
