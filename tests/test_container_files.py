@@ -144,6 +144,7 @@ def test_services_volumes_dependencies_and_builds_resolve():
     worker_env = services["worker"]["environment"]
     assert worker_env["OPTUNA_STORAGE"].endswith("@postgres:5432/optuna")
     assert worker_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert 'exec $$PML_OPS_TUNE_COMMAND --storage "$$OPTUNA_STORAGE"' in services["worker"]["command"][-1]
     assert "container_name" not in services["worker"]  # would forbid --scale worker=N
 
 
