@@ -1,21 +1,32 @@
 # Two commands for a fresh machine: `make run` and `make test`.
 VENV ?= .venv
 BIN := $(VENV)/bin
+WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: run test lint install
+.PHONY: run test smoke lint lint-python lint-containers install
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
 
 ## Run the whole pipeline (dvc repro) on the defaults in params.yaml.
 run: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	$(WITH_VENV) $(BIN)/dvc repro
 
 ## Run the whole test suite.
 test: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(WITH_VENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The smoke pipeline CI runs (the stage list lives in scripts/smoke.sh).
+smoke: install
+	$(WITH_VENV) bash scripts/smoke.sh
 
 ## Static checks.
-lint: install
+lint: lint-python lint-containers
+
+lint-python: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## Dockerfiles, workflow, compose file and shell scripts (scripts/lint-containers.sh).
+lint-containers: install
+	$(WITH_VENV) bash scripts/lint-containers.sh

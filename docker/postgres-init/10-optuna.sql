@@ -1,0 +1,3 @@
+-- Runs once, when the PostgreSQL volume is first initialised. POSTGRES_DB (compose.yaml) creates
+-- `mlflow`, the MLflow backend store; Optuna's studies live in a database of their own.
+CREATE DATABASE optuna;
