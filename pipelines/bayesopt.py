@@ -14,8 +14,8 @@ from pml_ops.config import Params
 from pml_ops.gp.build import flatten
 from pml_ops.gp.objective import Expression, grid_minimum
 from pml_ops.io import write_json
+from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
-from pml_ops.tracking import configure, git_commit
 
 
 def bayesopt_stage(params: Params) -> None:
@@ -55,9 +55,7 @@ def bayesopt_stage(params: Params) -> None:
     }
     write_json(cfg.outputs.metrics, metrics)
 
-    configure(params.tracking)
-    with mlflow.start_run(run_name="bayesopt"):
-        mlflow.set_tags({"stage": "bayesopt", "git_commit": git_commit(), "acquisition": cfg.acquisition})
+    with stage_run(params, "bayesopt", {"stage": "bayesopt", "acquisition": cfg.acquisition}):
         mlflow.log_params(flatten("bayesopt", cfg.model_dump()))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "acquisition"})
         for step, value in enumerate(best):

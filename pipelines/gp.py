@@ -14,8 +14,8 @@ from pml_ops.gp.nuts import sample_posterior
 from pml_ops.gp.objective import Expression
 from pml_ops.gp.predict import predict
 from pml_ops.io import write_json
+from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
-from pml_ops.tracking import configure, git_commit
 
 
 def gp_stage(params: Params) -> None:
@@ -67,9 +67,7 @@ def gp_stage(params: Params) -> None:
     metrics["wall_time_s"] = time.perf_counter() - began
     write_json(cfg.outputs.metrics, metrics)
 
-    configure(params.tracking)
-    with mlflow.start_run(run_name="gp"):
-        mlflow.set_tags({"stage": "gp", "git_commit": git_commit()})
+    with stage_run(params, "gp", {"stage": "gp"}):
         mlflow.log_params(flatten("gp", cfg.model_dump()))
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(figures), artifact_path="figures")

@@ -10,27 +10,18 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import VENV_BIN, run
+from tests.conftest import run
 
 pytestmark = pytest.mark.e2e
 
 
-def test_dvc_repro_gp_and_bayesopt(temp_clone):
+def test_dvc_repro_gp_and_bayesopt(pipeline_run):
     import arviz as az
 
+    temp_clone, stdout, env = pipeline_run
     params = yaml.safe_load((temp_clone / "params.yaml").read_text())
-    gp = params["gp"]
-    gp["nuts"].update(num_chains=2, warmup_steps=30, num_samples=60, parallel_chains=2)
-    gp["predictive"]["num_points"] = 50
-    bo = params["bayesopt"]
-    bo.update(iterations=2, grid_points=201, acquisition_samples=16, plot_iterations=[1, 2])
-    bo["nuts"].update(num_chains=1, warmup_steps=20, num_samples=20)
-    (temp_clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PML_OPS_PROGRESS": "0"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-
-    out = run(["dvc", "repro", "gp", "bayesopt"], temp_clone, env)
-    assert "Running stage 'gp'" in out.stdout and "Running stage 'bayesopt'" in out.stdout
+    gp, bo = params["gp"], params["bayesopt"]
+    assert "Running stage 'gp'" in stdout and "Running stage 'bayesopt'" in stdout
 
     metrics = json.loads((temp_clone / gp["outputs"]["metrics"]).read_text())
     idata = az.from_netcdf(str(temp_clone / gp["outputs"]["inference_data"]))
