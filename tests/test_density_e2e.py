@@ -25,7 +25,7 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
         train = json.loads((metrics / "train" / f"{name}.json").read_text())
         evaluation = json.loads((metrics / "evaluate" / f"{name}.json").read_text())
         assert train["wall_time_s"] > 0 and evaluation["wall_time_s"] > 0
-        assert train["train_images"] == 270 and evaluation["test_images"] == 100
+        assert train["train_images"] == 285 and evaluation["test_images"] == 100
         assert evaluation["units"] == "nats per image"
         figures = sorted(p.name for p in (temp_clone / "figures" / name).iterdir())
         expected = ["components.png"] if name == "gmm" else ["grid.png", "latent.png", "reconstructions.png"]
