@@ -77,9 +77,10 @@ def test_prepare_killed_mid_download_leaves_nothing_and_repro_recovers(temp_clon
     assert "Running stage 'prepare'" in first.stdout
     assert load_mnist(temp_clone / "data" / "mnist.npz").x_train.shape == (60000, 28, 28)
 
-    second = run(["dvc", "repro"], temp_clone, stage_env)
+    second = run(["dvc", "repro", "prepare"], temp_clone, stage_env)
     assert "Running stage" not in second.stdout
-    assert "Data and pipelines are up to date." in run(["dvc", "status"], temp_clone, stage_env).stdout
+    status = run(["dvc", "status", "prepare"], temp_clone, stage_env).stdout
+    assert "Data and pipelines are up to date." in status
 
 
 WRITER = """
