@@ -222,6 +222,7 @@ class GmmParams(Section):
 
 class EvaluateParams(Section):
     iwae_samples: PositiveInt  # K of the importance-weighted bound on log p(x)
+    iwae_images: PositiveInt | None  # the first N test images get the IWAE bound; null = all
     iwae_chunk: PositiveInt  # images x samples evaluated at once (memory bound)
     knn_neighbors: PositiveInt
     grid_size: PositiveInt

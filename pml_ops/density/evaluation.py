@@ -55,8 +55,10 @@ def evaluate_model(
         "test_score": float(np.mean(scores)),
     }
     if isinstance(model, VaeDensity):
-        metrics["test_iwae"] = float(np.mean(batched_iwae(model, x_test, params, seed)))
+        x_iwae = x_test if params.iwae_images is None else x_test[: params.iwae_images]
+        metrics["test_iwae"] = float(np.mean(batched_iwae(model, x_iwae, params, seed)))
         metrics["iwae_samples"] = params.iwae_samples
+        metrics["iwae_images"] = len(x_iwae)
     if isinstance(model, LatentDensityModel):
         metrics["test_mse_posterior_sample"] = reconstruction_mse(
             x_test, model.reconstruct(x_test, True, seed)

@@ -68,7 +68,12 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
             "(Bernoulli decoder, pixel values in [0, 1] as targets), exact log-likelihood for "
             "PPCA/GMM (Gaussian over pixel values; not on the same scale as the ELBO)",
             "study score": "the number the original study reported",
-            "IWAE log p(x)": f"importance-weighted bound, K = {params.evaluate.iwae_samples}",
+            "IWAE log p(x)": f"importance-weighted bound, K = {params.evaluate.iwae_samples}, on "
+            + (
+                "every test image"
+                if params.evaluate.iwae_images is None
+                else f"the first {params.evaluate.iwae_images} test images"
+            ),
             "MSE (sample)": "per-pixel MSE of the decoder mean at a posterior sample (as the study)",
             "MSE (mean)": "per-pixel MSE of the decoder mean at the posterior mean",
             "5-NN accuracy": "5-nearest-neighbour classifier on the training latent means",
