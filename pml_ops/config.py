@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pml_ops.errors import ConfigError
 
@@ -21,6 +21,7 @@ DEFAULT_PARAMS_FILE = "params.yaml"
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
 class Section(BaseModel):
@@ -42,9 +43,157 @@ class TrackingParams(Section):
     artifact_root: NonEmptyStr
 
 
+# --- Tuning (Optuna) -------------------------------------------------------------------------
+
+
+class IntParam(Section):
+    """An integer range for `trial.suggest_int`."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool
+
+    @model_validator(mode="after")
+    def _check_range(self) -> IntParam:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low < 1:
+            raise ValueError("a log-scaled int range needs low >= 1")
+        return self
+
+
+class FloatParam(Section):
+    """A float range for `trial.suggest_float`."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool
+
+    @model_validator(mode="after")
+    def _check_range(self) -> FloatParam:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scaled float range needs low > 0")
+        return self
+
+
+class CategoricalParam(Section):
+    """A list of choices for `trial.suggest_categorical` (ints here: sizes, kernels, strides)."""
+
+    type: Literal["categorical"]
+    choices: Annotated[list[int], Field(min_length=1)]
+
+
+IntSpec = Annotated[IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+def _require_positive(spaces: dict[str, IntParam | CategoricalParam], minimum: int = 1) -> None:
+    for name, spec in spaces.items():
+        lowest = spec.low if isinstance(spec, IntParam) else min(spec.choices)
+        if lowest < minimum:
+            raise ValueError(f"'{name}' must only allow values >= {minimum} (got {lowest})")
+
+
+class CvaeSpace(Section):
+    """CVAE search space: convolution geometry, widths per layer and learning rate."""
+
+    kernel_size: IntSpec
+    stride: IntSpec
+    conv_layers: IntSpec
+    channels: IntSpec  # sampled once per conv layer: channels_1 ... channels_<conv_layers>
+    hidden: IntSpec  # width of the linear layer between the convolutions and the latent heads
+    lr: FloatParam
+
+    @model_validator(mode="after")
+    def _check_values(self) -> CvaeSpace:
+        _require_positive(
+            {"kernel_size": self.kernel_size, "stride": self.stride, "conv_layers": self.conv_layers}
+        )
+        _require_positive({"channels": self.channels, "hidden": self.hidden})
+        if self.lr.low <= 0:
+            raise ValueError("'lr' must be > 0")
+        return self
+
+
+class VaeSpace(Section):
+    """VAE search space: hidden width, number of hidden layers and learning rate."""
+
+    hidden: IntSpec
+    depth: IntSpec
+    lr: FloatParam
+
+    @model_validator(mode="after")
+    def _check_values(self) -> VaeSpace:
+        _require_positive({"hidden": self.hidden, "depth": self.depth})
+        if self.lr.low <= 0:
+            raise ValueError("'lr' must be > 0")
+        return self
+
+
+class CvaeStudyParams(Section):
+    study_name: NonEmptyStr
+    space: CvaeSpace
+
+
+class VaeStudyParams(Section):
+    study_name: NonEmptyStr
+    space: VaeSpace
+
+
+class MedianPrunerParams(Section):
+    """Prune a trial whose validation ELBO falls below the median of earlier trials' at that epoch."""
+
+    kind: Literal["median"]
+    startup_trials: NonNegativeInt  # trials that run in full before pruning starts
+    warmup_epochs: NonNegativeInt  # epochs of each trial that are never pruned
+
+
+class HyperbandPrunerParams(Section):
+    kind: Literal["hyperband"]
+    min_epochs: PositiveInt
+    reduction_factor: Annotated[int, Field(ge=2)]
+
+
+class NoPrunerParams(Section):
+    kind: Literal["none"]
+
+
+PrunerParams = Annotated[
+    MedianPrunerParams | HyperbandPrunerParams | NoPrunerParams, Field(discriminator="kind")
+]
+
+
+class TrialTrainingParams(Section):
+    """How each trial trains: on `train_size` training images, scored on `validation_size`
+    other training images (never the test set)."""
+
+    epochs: PositiveInt
+    train_size: PositiveInt
+    validation_size: PositiveInt
+    seed: NonNegativeInt
+
+
+class TuningParams(Section):
+    storage: NonEmptyStr  # Optuna storage URL; relative sqlite:/// paths live in the project
+    trials: PositiveInt  # trials one `tune` run adds to the study, split over its workers
+    timeout_s: PositiveFloat | None  # stop starting new trials after this long (null: no limit)
+    workers: Annotated[int, Field(ge=1, le=64)]
+    seed: NonNegativeInt
+    output_dir: NonEmptyStr
+    best_params_file: NonEmptyStr
+    pruner: PrunerParams
+    trial: TrialTrainingParams
+    cvae: CvaeStudyParams
+    vae: VaeStudyParams
+
+
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
+    tuning: TuningParams
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

@@ -15,3 +15,11 @@ class DataError(PmlOpsError):
 
 class DownloadError(DataError):
     """No mirror could deliver a valid copy of a file."""
+
+
+class TuningError(PmlOpsError):
+    """An Optuna study cannot be opened, run or summarised (storage unreachable, no trial done)."""
+
+
+class TrialError(PmlOpsError):
+    """One tuning trial cannot finish (e.g. a non-finite objective); the study goes on."""
