@@ -20,8 +20,9 @@ DEFAULT_PARAMS_FILE = "params.yaml"
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
-NonEmptyStr = Annotated[str, Field(min_length=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
 class Section(BaseModel):
@@ -41,6 +42,88 @@ class TrackingParams(Section):
     uri: NonEmptyStr
     experiment: NonEmptyStr
     artifact_root: NonEmptyStr
+
+
+# --- density models on MNIST (issue #3) -------------------------------------------------------
+
+
+class SubsetParams(Section):
+    """How many images of each split to use: null means all (tests and smoke runs use a few)."""
+
+    train: PositiveInt | None
+    test: PositiveInt | None
+
+
+class DensityParams(Section):
+    """Settings shared by every density model."""
+
+    seed: NonNegativeInt
+    device: Literal["auto", "cpu", "cuda"]
+    cpu_threads: PositiveInt | None  # torch CPU threads; null = torch's default
+    subset: SubsetParams
+    validation_fraction: Fraction  # held out of the training set for the validation ELBO
+    checkpoint_dir: NonEmptyStr
+    models_dir: NonEmptyStr
+    metrics_dir: NonEmptyStr
+    figures_dir: NonEmptyStr
+
+
+class MlpVaeArchitecture(Section):
+    """VAE with MLP encoder 784 -> hidden[0] -> ... -> heads; the decoder mirrors it."""
+
+    latent_dim: PositiveInt
+    hidden: Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class ConvVaeArchitecture(Section):
+    """VAE with a strided-convolution encoder and a transposed-convolution decoder that mirrors it;
+    `hidden` lists optional linear layers between the flattened features and the latent heads."""
+
+    latent_dim: PositiveInt
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]
+    kernel_size: PositiveInt
+    stride: PositiveInt
+    padding: NonNegativeInt
+    output_padding: NonNegativeInt
+    hidden: list[PositiveInt]
+
+
+class TrainingParams(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+
+
+class VaeParams(Section):
+    architecture: MlpVaeArchitecture
+    training: TrainingParams
+
+
+class CvaeParams(Section):
+    architecture: ConvVaeArchitecture
+    training: TrainingParams
+
+
+class PpcaParams(Section):
+    latent_dim: PositiveInt
+
+
+class GmmParams(Section):
+    n_components: PositiveInt
+    covariance_type: Literal["full", "tied", "diag", "spherical"]
+    reg_covar: PositiveFloat
+    max_iter: PositiveInt
+    n_init: PositiveInt
+
+
+class EvaluateParams(Section):
+    iwae_samples: PositiveInt  # K of the importance-weighted bound on log p(x)
+    iwae_chunk: PositiveInt  # images x samples evaluated at once (memory bound)
+    knn_neighbors: PositiveInt
+    grid_size: PositiveInt
+    grid_span: PositiveFloat  # the latent grid covers [-span, span] in each of the first two dims
+    n_reconstructions: PositiveInt
+    samples_per_component: PositiveInt
 
 
 # --- Tuning (Optuna) -------------------------------------------------------------------------
@@ -104,7 +187,7 @@ class CvaeSpace(Section):
     stride: IntSpec
     conv_layers: IntSpec
     channels: IntSpec  # sampled once per conv layer: channels_1 ... channels_<conv_layers>
-    hidden: IntSpec  # width of the linear layer between the convolutions and the latent heads
+    hidden: IntSpec  # width of one linear layer between convolutions and latent heads; 0 for none
     lr: FloatParam
 
     @model_validator(mode="after")
@@ -112,7 +195,8 @@ class CvaeSpace(Section):
         _require_positive(
             {"kernel_size": self.kernel_size, "stride": self.stride, "conv_layers": self.conv_layers}
         )
-        _require_positive({"channels": self.channels, "hidden": self.hidden})
+        _require_positive({"channels": self.channels})
+        _require_positive({"hidden": self.hidden}, minimum=0)  # 0: no linear layer (the study's)
         if self.lr.low <= 0:
             raise ValueError("'lr' must be > 0")
         return self
@@ -193,6 +277,12 @@ class TuningParams(Section):
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
+    density: DensityParams
+    vae: VaeParams
+    cvae: CvaeParams
+    ppca: PpcaParams
+    gmm: GmmParams
+    evaluate: EvaluateParams
     tuning: TuningParams
 
 

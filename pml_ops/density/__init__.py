@@ -1,0 +1,1 @@
+"""Density models on MNIST (VAE, CVAE, PPCA, GMM) behind one interface (`DensityModel`)."""

@@ -1,0 +1,156 @@
+"""Train a VAE on images held on the device, batched by index, with per-epoch checkpoints.
+
+Reproducibility: weights come from `build_model(arch, seed)`; shuffling uses its own CPU
+generator and the reparameterisation noise its own device generator, both seeded from `seed` and
+saved (as tensors) in the checkpoint with the model and optimiser state. A run interrupted after
+any epoch and resumed from its checkpoint therefore ends with the same weights as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from pml_ops.config import TrainingParams
+from pml_ops.density.vae import VAE
+from pml_ops.errors import CheckpointError, NonFiniteLossError
+from pml_ops.io import atomic_path
+from pml_ops.progress import progress
+
+EVAL_BATCH = 2048  # images per forward pass when scoring (memory only; no effect on results)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One finished epoch (1-based): mean ELBOs in nats per image, training throughput."""
+
+    epoch: int
+    train_elbo: float
+    val_elbo: float
+    seconds: float
+    images_per_second: float
+
+
+@dataclass
+class TrainResult:
+    model: VAE
+    history: list[EpochStats] = field(default_factory=list)
+    resumed_from_epoch: int = 0  # epochs restored from a checkpoint (0: trained from scratch)
+
+
+EpochCallback = Callable[[EpochStats], None]
+
+
+@torch.inference_mode()
+def mean_elbo(model: VAE, images: torch.Tensor, seed: int) -> float:
+    """Mean single-sample ELBO over `images` with noise from a fresh generator seeded `seed`."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    total = 0.0
+    for start in range(0, len(images), EVAL_BATCH):
+        total += model.elbo(images[start : start + EVAL_BATCH], generator).sum().item()
+    model.train(was_training)
+    return total / len(images)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """The checkpoint at `path` if it belongs to this run configuration, else None."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt file
+        raise CheckpointError(f"{path}: unreadable checkpoint ({error}); delete it to start over") from None
+    if state.get("fingerprint") != fingerprint:
+        print(f"training: {path} belongs to another configuration; starting from scratch")
+        return None
+    return state
+
+
+def train_vae(
+    model: VAE,
+    train_images: torch.Tensor,
+    val_images: torch.Tensor,
+    training: TrainingParams,
+    seed: int,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    on_epoch: EpochCallback | None = None,
+    label: str = "train",
+) -> TrainResult:
+    """Adam on the negative mean ELBO for `training.epochs` epochs.
+
+    `on_epoch` is called after every epoch (after its checkpoint is written) with that epoch's
+    `EpochStats`; it may raise (e.g. optuna.TrialPruned) to stop training. With `checkpoint`, an
+    existing checkpoint whose `fingerprint` matches is resumed. A NaN or infinite loss raises
+    `NonFiniteLossError` naming the epoch and batch.
+    """
+    device = train_images.device
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr)
+    shuffle_gen = torch.Generator().manual_seed(seed)
+    noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    key = f"{fingerprint}|{training!r}|seed={seed}|n={len(train_images)}"
+    result = TrainResult(model)
+
+    state = _load_checkpoint(checkpoint, key) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle_gen.set_state(state["shuffle_rng"])
+        noise_gen.set_state(state["noise_rng"].to(noise_gen.get_state().device))
+        result.history = [EpochStats(**stats) for stats in state["history"]]
+        result.resumed_from_epoch = len(result.history)
+
+    n = len(train_images)
+    for epoch in range(result.resumed_from_epoch + 1, training.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(n, generator=shuffle_gen).to(device)
+        total = torch.zeros((), device=device)
+        batches = range(0, n, training.batch_size)
+        for batch, first in enumerate(progress(batches, desc=f"{label} epoch {epoch}", leave=False), 1):
+            x = train_images[order[first : first + training.batch_size]]
+            elbo = model.elbo(x, noise_gen)
+            loss = -elbo.mean()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(epoch, batch, loss.item())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += elbo.detach().sum()
+        seconds = time.perf_counter() - start
+        stats = EpochStats(
+            epoch=epoch,
+            train_elbo=total.item() / n,
+            val_elbo=mean_elbo(model, val_images, seed + 2),
+            seconds=seconds,
+            images_per_second=n / seconds,
+        )
+        result.history.append(stats)
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": key,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "shuffle_rng": shuffle_gen.get_state(),
+                    "noise_rng": noise_gen.get_state(),
+                    "history": [asdict(s) for s in result.history],
+                },
+            )
+        if on_epoch is not None:
+            on_epoch(stats)
+    model.eval()
+    return result

@@ -1,0 +1,171 @@
+"""VAE/CVAE construction, ELBO and IWAE against independent estimates, training errors, resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import distributions as D
+
+from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture, TrainingParams
+from pml_ops.density.architectures import build_model, conv_sides
+from pml_ops.density.data import train_validation_split
+from pml_ops.density.training import train_vae
+from pml_ops.errors import ArchitectureError, ConfigError, NonFiniteLossError
+
+STUDY_CONV = dict(
+    latent_dim=2, channels=[16, 32], kernel_size=3, stride=2, padding=1, output_padding=1, hidden=[]
+)
+SMALL_MLP = MlpVaeArchitecture(latent_dim=2, hidden=[32, 16])
+
+
+def _images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+
+
+def test_study_architectures_have_the_described_shapes():
+    vae = build_model(MlpVaeArchitecture(latent_dim=2, hidden=[400, 100]), seed=0)
+    linear = [m for m in vae.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [
+        (784, 400), (400, 100), (100, 2), (100, 2), (2, 100), (100, 400), (400, 784)
+    ]  # fmt: skip
+    cvae = build_model(ConvVaeArchitecture(**STUDY_CONV), seed=0)
+    assert conv_sides(ConvVaeArchitecture(**STUDY_CONV)) == ([28, 14, 7], [7, 14, 28])
+    mean, logvar = cvae.posterior(_images(3))
+    assert mean.shape == logvar.shape == (3, 2)
+    assert cvae.decode(torch.zeros(4, 2)).shape == (4, 1, 28, 28)
+    assert cvae.encoder.mean.in_features == 32 * 7 * 7
+
+
+def test_same_seed_same_weights_and_global_rng_untouched():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a, b = build_model(SMALL_MLP, seed=5), build_model(SMALL_MLP, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(kernel_size=4), r"decoder maps 7x7 back through \[7, 15, 31\], not to 28x28"),
+        (dict(output_padding=2), "output_padding must be smaller than stride"),
+        (dict(channels=[4, 4, 4], kernel_size=5, padding=0), "encoder layer 3 maps a 4x4 input to nothing"),
+    ],
+)
+def test_impossible_conv_architecture_is_a_clear_error(change, message):
+    arch = ConvVaeArchitecture(**{**STUDY_CONV, **change})
+    with pytest.raises(ArchitectureError, match=message) as info:
+        build_model(arch, seed=0)
+    assert isinstance(info.value, ConfigError)
+    assert "cvae.architecture" in str(info.value)
+
+
+def test_other_working_conv_geometry_builds():
+    arch = ConvVaeArchitecture(**{**STUDY_CONV, "kernel_size": 5, "padding": 2, "hidden": [64]})
+    model = build_model(arch, seed=0)
+    assert model.decode(torch.zeros(2, 2)).shape == (2, 1, 28, 28)
+
+
+def test_elbo_matches_an_independent_monte_carlo_estimate():
+    """Our ELBO (analytic KL) vs log p(x|z) + log p(z) - log q(z|x) with torch.distributions."""
+    torch.manual_seed(0)
+    model = build_model(SMALL_MLP, seed=1)
+    x = _images(4)
+    samples = 4000
+    with torch.no_grad():
+        ours = model.elbo(x.repeat(samples, 1, 1, 1)).reshape(samples, 4).mean(0)
+        mean, logvar = model.posterior(x)
+        q = D.Normal(mean, torch.exp(0.5 * logvar))
+        z = q.sample((samples,))  # (S, N, 2)
+        logits = model.decoder(z.reshape(-1, 2)).reshape(samples, 4, -1)
+        log_lik = D.Bernoulli(logits=logits, validate_args=False).log_prob(x.reshape(1, 4, -1)).sum(-1)
+        prior = D.Normal(torch.zeros(2), torch.ones(2))
+        reference = (log_lik + prior.log_prob(z).sum(-1) - q.log_prob(z).sum(-1)).mean(0)
+    assert torch.allclose(ours, reference, atol=0.5), (ours, reference)
+
+
+def test_iwae_k1_is_the_elbo_and_grows_with_k():
+    torch.manual_seed(0)
+    model = build_model(SMALL_MLP, seed=1)
+    x = _images(8)
+    reps = 2000
+    with torch.no_grad():
+        elbo = model.elbo(x.repeat(reps, 1, 1, 1)).reshape(reps, 8).mean(0)
+        bounds = {
+            k: model.iwae(x.repeat(reps // k, 1, 1, 1), k).reshape(reps // k, 8).mean(0) for k in (1, 10, 100)
+        }
+    assert torch.allclose(bounds[1], elbo, atol=0.5)
+    assert (bounds[10] >= bounds[1] - 0.05).all() and (bounds[100] >= bounds[10] - 0.05).all()
+    assert (bounds[100] - bounds[1]).mean() > 0.1  # a real gap on an untrained model
+
+
+def test_split_is_disjoint_complete_and_seeded():
+    train, val = train_validation_split(100, 0.1, seed=3)
+    assert len(val) == 10 and len(train) == 90
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
+    again = train_validation_split(100, 0.1, seed=3)
+    assert np.array_equal(again[1], val)
+    assert not np.array_equal(train_validation_split(100, 0.1, seed=4)[1], val)
+    with pytest.raises(ConfigError, match="density.validation_fraction"):
+        train_validation_split(5, 0.01, seed=0)
+
+
+TINY = TrainingParams(epochs=3, batch_size=16, lr=1e-3)
+
+
+def test_non_finite_loss_names_epoch_and_batch():
+    images = _images(64)
+    images[40] = float("nan")  # batches of 16 in order of a seeded shuffle
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    batch = int((order == 40).nonzero()) // 16 + 1
+    with pytest.raises(NonFiniteLossError, match=rf"epoch 1, batch {batch}\b"):
+        train_vae(build_model(SMALL_MLP, 0), images, _images(8, 1), TINY, seed=0)
+
+
+def test_callback_receives_validation_elbo_each_epoch():
+    seen = []
+    result = train_vae(
+        build_model(SMALL_MLP, 0), _images(64), _images(8, 1), TINY, seed=0, on_epoch=seen.append
+    )
+    assert [s.epoch for s in seen] == [1, 2, 3] and seen == result.history
+    assert all(math.isfinite(s.val_elbo) and s.val_elbo < 0 for s in seen)
+    assert seen[-1].train_elbo > seen[0].train_elbo  # it learns
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after_epoch(n: int):
+    def callback(stats):
+        if stats.epoch == n:
+            raise _Interrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("arch", [SMALL_MLP, ConvVaeArchitecture(**{**STUDY_CONV, "channels": [4, 8]})])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, arch):
+    data, val = _images(48), _images(8, 1)
+    reference = train_vae(build_model(arch, 0), data, val, TINY, seed=7).model
+    checkpoint = tmp_path / "ckpt.pt"
+    with pytest.raises(_Interrupt):
+        train_vae(
+            build_model(arch, 0),
+            data,
+            val,
+            TINY,
+            seed=7,
+            checkpoint=checkpoint,
+            on_epoch=_stop_after_epoch(1),
+        )
+    resumed = train_vae(build_model(arch, 0), data, val, TINY, seed=7, checkpoint=checkpoint)
+    assert resumed.resumed_from_epoch == 1 and [s.epoch for s in resumed.history] == [1, 2, 3]
+    for p, q in zip(reference.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    # A checkpoint of another configuration is not resumed.
+    other = train_vae(build_model(arch, 0), data, val, TINY, seed=8, checkpoint=checkpoint)
+    assert other.resumed_from_epoch == 0
