@@ -3,6 +3,7 @@ share one study between workers on several machines."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -18,12 +19,18 @@ OPEN_ATTEMPTS = 5  # workers starting at once on an empty database race to creat
 
 
 def resolve_storage(url: str, project_dir: Path | None = None) -> str:
-    """Anchor a relative `sqlite:///file` in the project directory; check the URL parses."""
+    """Anchor a relative `sqlite:///file` in the project directory; check the URL parses.
+
+    A bare `postgresql://` URL gets the installed driver: SQLAlchemy 2.1 defaults to psycopg 3,
+    the project ships psycopg2.
+    """
     resolved = resolve_uri(url, Path.cwd() if project_dir is None else project_dir)
     try:
-        make_url(resolved)
+        parsed = make_url(resolved)
     except ArgumentError:
         raise ConfigError(f"tuning.storage: not a database URL: {url!r}") from None
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     return resolved
 
 
