@@ -325,3 +325,38 @@ def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
     return parse_params(raw, source=str(file))
+
+
+class TunedParams(Section):
+    """One `<model>_tuned` section of the best-params file written by `pml-ops tune`."""
+
+    architecture: dict[str, Any]
+    lr: PositiveFloat
+    source: dict[str, Any]
+
+
+def load_tuned(path: str | os.PathLike[str], model: str, params: Params) -> VaeParams | CvaeParams:
+    """The model's params with the tuned architecture and learning rate from the best-params file
+    (epochs and batch size stay the model's own, so tuned and default models train alike)."""
+    file = Path(path)
+    section = f"{model}_tuned"
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: not found; run `pml-ops tune --model {model}` first") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict) or section not in raw:
+        raise ConfigError(f"{file}: no '{section}' section; run `pml-ops tune --model {model}` first")
+    base: VaeParams | CvaeParams = getattr(params, model)
+    try:
+        tuned = TunedParams.model_validate(raw[section])
+        return type(base).model_validate(
+            {
+                "architecture": tuned.architecture,
+                "training": {**base.training.model_dump(), "lr": tuned.lr},
+            }
+        )
+    except ValidationError as error:
+        message = _format_validation_error(str(file), error)
+        raise ConfigError(message.replace("'architecture", f"'{section}.architecture")) from None
