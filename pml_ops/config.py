@@ -258,6 +258,7 @@ class TrialTrainingParams(Section):
     train_size: PositiveInt
     validation_size: PositiveInt
     seed: NonNegativeInt
+    max_seconds: PositiveFloat | None  # prune a trial still training after this long (null: never)
 
 
 class TuningParams(Section):

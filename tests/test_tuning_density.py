@@ -162,3 +162,13 @@ def test_two_workers_share_a_postgresql_study_exactly(tmp_path, mnist_file, post
         run = client.get_run(run_id)
         assert run.data.tags["optuna.trial"] == str(number)
         assert run.data.tags["mlflow.parentRunId"] == summary["mlflow_study_run"]
+
+
+def test_trial_over_its_time_budget_is_pruned_after_an_epoch(tmp_path, mnist_file):
+    raw = yaml.safe_load(write_params(tmp_path, mnist_file, "sqlite:///unused.db").read_text())
+    raw["tuning"]["trial"]["max_seconds"] = 1e-6
+    evaluate = DensityTask("cvae", parse_params(raw)).prepare()
+    epochs = []
+    with pytest.raises(optuna.TrialPruned, match=r"over the per-trial time budget: .* after epoch 1"):
+        evaluate(STUDY_CVAE, lambda epoch, value: epochs.append((epoch, value)))
+    assert [epoch for epoch, _ in epochs] == [1]  # reported to the pruner before stopping

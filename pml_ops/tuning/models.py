@@ -9,6 +9,7 @@ architecture and learning rate replace the rest.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ class DensityTask:
         from pml_ops.data.mnist import load_mnist
         from pml_ops.density.architectures import build_model
         from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
-        from pml_ops.density.training import train_vae
+        from pml_ops.density.training import EpochStats, train_vae
 
         density, trial = self.params.density, self.params.tuning.trial
         device = resolve_device(density.device, density.cpu_threads)
@@ -95,6 +96,21 @@ class DensityTask:
         batch_size = getattr(self.params, self.model).training.batch_size
 
         def evaluate(sampled: dict[str, Any], on_epoch: EpochCallback) -> float:
+            started = time.monotonic()
+
+            def after_epoch(stats: EpochStats) -> None:
+                on_epoch(stats.epoch, stats.val_elbo)
+                seconds = time.monotonic() - started
+                if (
+                    trial.max_seconds is not None
+                    and seconds > trial.max_seconds
+                    and stats.epoch < trial.epochs
+                ):
+                    raise optuna.TrialPruned(
+                        f"over the per-trial time budget: {seconds:.0f} s > "
+                        f"tuning.trial.max_seconds={trial.max_seconds:g} after epoch {stats.epoch}"
+                    )
+
             model = build_model(self.architecture(sampled), seed=trial.seed)
             training = TrainingParams(epochs=trial.epochs, batch_size=batch_size, lr=sampled["lr"])
             result = train_vae(
@@ -103,7 +119,7 @@ class DensityTask:
                 val_images,
                 training,
                 seed=trial.seed,
-                on_epoch=lambda stats: on_epoch(stats.epoch, stats.val_elbo),
+                on_epoch=after_epoch,
                 label=f"{self.model} trial",
             )
             return result.history[-1].val_elbo
