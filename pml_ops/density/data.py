@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pml_ops.config import Params
 from pml_ops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,3 +59,27 @@ def image_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     import torch
 
     return (torch.from_numpy(images).to(device).unsqueeze(1).float() / 255.0).contiguous()
+
+
+@dataclass(frozen=True)
+class DensitySplit:
+    """uint8 images (N, 28, 28) and labels of the training, validation and test parts."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def density_split(params: Params) -> DensitySplit:
+    """MNIST cut to `density.subset`, with `density.validation_fraction` of the training images
+    held out (seeded by `density.seed`); the same split for every model."""
+    from pml_ops.data.mnist import load_mnist
+
+    data = load_mnist(params.data.path)
+    x, y = first(data.x_train, data.y_train, params.density.subset.train)
+    x_test, y_test = first(data.x_test, data.y_test, params.density.subset.test)
+    train, val = train_validation_split(len(x), params.density.validation_fraction, params.density.seed)
+    return DensitySplit(x[train], y[train], x[val], y[val], x_test, y_test)

@@ -33,6 +33,10 @@ class VAE(nn.Module):
         """Decoder means (Bernoulli probabilities) for latents z, shape (N, 1, 28, 28)."""
         return torch.sigmoid(self.decoder(z))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction: the decoder mean at the posterior mean (for serving)."""
+        return self.decode(self.posterior(x)[0])
+
     def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Single-sample reparameterised ELBO per image (N,), analytic KL to N(0, I)."""
         mean, logvar = self.posterior(x)

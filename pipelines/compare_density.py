@@ -1,0 +1,34 @@
+"""DVC stage `compare_density`: the comparison table of every density model (Markdown + JSON)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from pml_ops.config import Params
+from pml_ops.density.evaluation import comparison_markdown, comparison_rows
+from pml_ops.density.store import MODELS
+from pml_ops.io import atomic_path, write_json
+from pml_ops.stage import run_stage
+
+TABLE_MD = Path("reports/density_comparison.md")
+
+
+def compare(params: Params) -> None:
+    start = time.perf_counter()
+    metrics = Path(params.density.metrics_dir)
+    train = {name: json.loads((metrics / "train" / f"{name}.json").read_text()) for name in MODELS}
+    evaluation = {name: json.loads((metrics / "evaluate" / f"{name}.json").read_text()) for name in MODELS}
+    rows = comparison_rows(train, evaluation)
+    with atomic_path(TABLE_MD) as tmp:
+        tmp.write_text("# Density models on MNIST: test-set comparison\n\n" + comparison_markdown(rows))
+    write_json(
+        metrics / "density_comparison.json",
+        {"models": {row["model"]: row for row in rows}, "wall_time_s": time.perf_counter() - start},
+    )
+    print(f"compare_density: wrote {TABLE_MD} and {metrics / 'density_comparison.json'}")
+
+
+if __name__ == "__main__":
+    run_stage(compare)

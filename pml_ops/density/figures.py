@@ -1,0 +1,84 @@
+"""PNG figures for density models; images are (N, 784) arrays with pixel values in [0, 1]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pml_ops.density.interface import LatentDensityModel
+from pml_ops.io import atomic_path
+
+SIDE = 28
+
+
+def image_grid(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
+    """Tile (rows*cols, 784) images into one (rows*29+1, cols*29+1) array, clipped to [0, 1]."""
+    tiles = np.clip(images.reshape(rows, cols, SIDE, SIDE), 0.0, 1.0)
+    cell = SIDE + pad
+    grid = np.ones((rows * cell + pad, cols * cell + pad))
+    for r in range(rows):
+        for c in range(cols):
+            grid[pad + r * cell : pad + r * cell + SIDE, pad + c * cell : pad + c * cell + SIDE] = tiles[r, c]
+    return grid
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _figure(**kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(**kwargs)
+
+
+def latent_scatter(latent: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
+    fig, ax = _figure(figsize=(6, 5.5))
+    points = ax.scatter(
+        latent[:, 0], latent[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, vmin=-0.5, vmax=9.5
+    )
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set(xlabel="z1 (posterior mean)", ylabel="z2 (posterior mean)", title=title)
+    return _save(fig, path)
+
+
+def latent_grid(model: LatentDensityModel, size: int, span: float, title: str, path: Path) -> Path:
+    """Decoder means over a size x size grid of [-span, span]^2 (other latent dims at 0)."""
+    axis = np.linspace(-span, span, size)
+    z = np.zeros((size * size, model.latent_dim))
+    z[:, 0] = np.tile(axis, size)
+    z[:, 1] = np.repeat(axis[::-1], size)  # z2 grows upwards
+    fig, ax = _figure(figsize=(7, 7))
+    ax.imshow(image_grid(model.decode(z), size, size), cmap="gray", extent=(-span, span, -span, span))
+    ax.set(xlabel="z1", ylabel="z2", title=title)
+    return _save(fig, path)
+
+
+def reconstructions(images: np.ndarray, recon: np.ndarray, title: str, path: Path) -> Path:
+    """Test digits (top row) above their reconstructions (bottom row)."""
+    n = len(images)
+    fig, ax = _figure(figsize=(n, 2.3))
+    ax.imshow(image_grid(np.concatenate([images, recon]), 2, n), cmap="gray")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def gmm_components(means: np.ndarray, samples: list[np.ndarray], title: str, path: Path) -> Path:
+    """Row k: the mean of component k, then samples drawn from it."""
+    k, per = len(means), len(samples[0])
+    tiles = np.concatenate([np.concatenate([means[i : i + 1], samples[i]]) for i in range(k)])
+    fig, ax = _figure(figsize=(per + 1, k))
+    ax.imshow(image_grid(tiles, k, per + 1), cmap="gray")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,64 @@
+"""Group the MLflow runs of one `dvc repro` under one parent run.
+
+Stages run as separate processes, so they agree on a group key instead of passing a run id: the
+HEAD commit (without the `-dirty` mark, which flips as dvc.lock is rewritten during a repro) and
+the content of params.yaml, or $PML_OPS_RUN_GROUP when set. Each stage's run is nested under the
+parent run tagged with that key, created by whichever stage comes first, so the MLflow UI shows
+one expandable row per pipeline version with every model's runs side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pml_ops.config import DEFAULT_PARAMS_FILE, Params
+from pml_ops.tracking import configure, dvc_output_md5, git_commit
+
+GROUP_ENV = "PML_OPS_RUN_GROUP"
+GROUP_TAG = "pml_ops.group"
+
+
+def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS_FILE) -> str:
+    if os.environ.get(GROUP_ENV):
+        return os.environ[GROUP_ENV]
+    project = Path.cwd() if project_dir is None else project_dir
+    commit = git_commit(project).removesuffix("-dirty")
+    params_text = (project / params_file).read_bytes() if (project / params_file).is_file() else b""
+    return hashlib.sha256(commit.encode() + b"\0" + params_text).hexdigest()[:12]
+
+
+def _parent_run_id(experiment_id: str, key: str) -> str:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{GROUP_TAG}` = '{key}'", max_results=1)
+    parents = [run for run in found if "mlflow.parentRunId" not in run.data.tags]
+    if parents:
+        return parents[0].info.run_id
+    with mlflow.start_run(run_name=f"pipeline {key}", tags={GROUP_TAG: key, "pml_ops.role": "group"}) as run:
+        return run.info.run_id
+
+
+@contextlib.contextmanager
+def stage_run(params: Params, run_name: str, tags: dict[str, str]) -> Iterator[Any]:
+    """An active MLflow run for one stage, nested under its pipeline group, with provenance tags
+    (git commit, DVC md5 of the dataset, group key)."""
+    import mlflow
+
+    experiment_id = configure(params.tracking)
+    key = group_key()
+    parent = _parent_run_id(experiment_id, key)
+    all_tags = {
+        GROUP_TAG: key,
+        "git_commit": git_commit(),
+        "data_md5": dvc_output_md5(params.data.path),
+        **tags,
+    }
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent, tags=all_tags) as run:
+        yield run
