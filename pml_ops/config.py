@@ -361,3 +361,14 @@ def load_tuned(path: str | os.PathLike[str], model: str, params: Params) -> VaeP
     except ValidationError as error:
         message = _format_validation_error(str(file), error)
         raise ConfigError(message.replace("'architecture", f"'{section}.architecture")) from None
+
+
+TUNED_MODELS = {"cvae_tuned": "cvae"}  # a tuned model -> the model whose study it comes from
+
+
+def model_section(params: Params, name: str) -> VaeParams | CvaeParams:
+    """A VAE-type model's architecture and training: params.yaml's own section, or for a tuned
+    model (`cvae_tuned`) the base model's with the tuned architecture and learning rate."""
+    if name in TUNED_MODELS:
+        return load_tuned(params.tuning.best_params_file, TUNED_MODELS[name], params)
+    return getattr(params, name)
