@@ -9,6 +9,7 @@ import optuna
 
 from pml_ops.io import atomic_path
 
+TARGET_NAME = "validation ELBO (nats/image)"
 FIGURES = {
     "optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
     "param_importances": optuna.visualization.matplotlib.plot_param_importances,
@@ -37,7 +38,7 @@ def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                axes = plot(study)
+                axes = plot(study, target_name=TARGET_NAME)
         except (ValueError, RuntimeError) as error:
             skipped[name] = str(error)
             continue
