@@ -145,10 +145,16 @@ def run_study(
         WorkerJob(plan, task, target, share, worker_seed(plan.seed, before, index))
         for index, share in enumerate(split_trials(plan.trials, plan.workers))
     ]
-    if len(jobs) == 1:
-        run_worker(jobs[0])
-    else:
-        context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
-        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
-            list(pool.map(run_worker, jobs))
+    try:
+        if len(jobs) == 1:
+            run_worker(jobs[0])
+        else:
+            context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
+            with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
+                list(pool.map(run_worker, jobs))
+    except BaseException:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_terminated(parent, "FAILED")
+        raise
     return optuna.load_study(study_name=plan.study_name, storage=open_storage(plan.storage)), parent
