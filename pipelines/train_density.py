@@ -123,7 +123,10 @@ def train(params: Params, name: str) -> None:
         metrics["train_images"] = len(split.x_train)
         metrics["validation_images"] = len(split.x_val)
         metrics["wall_time_s"] = time.perf_counter() - start
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        per_epoch = {"train_elbo", "val_elbo"}  # already logged with their epoch as step
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and k not in per_epoch}
+        )
     write_json(Path(params.density.metrics_dir) / "train" / f"{name}.json", metrics)
     print(f"train {name}: wrote {path} in {metrics['wall_time_s']:.1f} s")
 

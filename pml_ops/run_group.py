@@ -21,6 +21,7 @@ from pml_ops.tracking import configure, dvc_output_md5, git_commit
 
 GROUP_ENV = "PML_OPS_RUN_GROUP"
 GROUP_TAG = "pml_ops.group"
+ROLE_TAG = "pml_ops.role"
 
 
 def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS_FILE) -> str:
@@ -37,11 +38,11 @@ def _parent_run_id(experiment_id: str, key: str) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{GROUP_TAG}` = '{key}'", max_results=1)
-    parents = [run for run in found if "mlflow.parentRunId" not in run.data.tags]
-    if parents:
-        return parents[0].info.run_id
-    with mlflow.start_run(run_name=f"pipeline {key}", tags={GROUP_TAG: key, "pml_ops.role": "group"}) as run:
+    query = f"tags.`{GROUP_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'group'"
+    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    if found:
+        return found[0].info.run_id
+    with mlflow.start_run(run_name=f"pipeline {key}", tags={GROUP_TAG: key, ROLE_TAG: "group"}) as run:
         return run.info.run_id
 
 

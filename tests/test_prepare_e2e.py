@@ -22,7 +22,7 @@ def test_dvc_repro_prepare_builds_then_is_up_to_date(temp_clone, stage_env):
     second = run(["dvc", "repro", "prepare"], temp_clone, stage_env)
     assert "Running stage" not in second.stdout
     assert "didn't change, skipping" in second.stdout
-    status = run(["dvc", "status"], temp_clone, stage_env)
+    status = run(["dvc", "status", "prepare"], temp_clone, stage_env)
     assert "Data and pipelines are up to date." in status.stdout
 
     # The artifact is cached by DVC and can be pushed to the default local remote.

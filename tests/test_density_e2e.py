@@ -1,0 +1,97 @@
+"""`dvc repro` of every density stage in a temporary clone, on a few hundred images, 1 epoch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run
+
+pytestmark = pytest.mark.e2e
+
+MODELS = ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]  # cvae_tuned: from params_tuned.yaml
+STAGE = {"cvae_tuned": ("train_cvae_tuned", "evaluate_cvae_tuned")}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _small_params(clone) -> None:
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["density"]["subset"] = {"train": 300, "test": 100}
+    for name in ("vae", "cvae"):
+        params[name]["training"]["epochs"] = 1
+    params["evaluate"]["iwae_samples"] = 5
+    params["gmm"]["max_iter"] = 10
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_density_pipeline_end_to_end(temp_clone, stage_env):
+    _small_params(temp_clone)
+    repro = run(["dvc", "repro", "compare_density"], temp_clone, stage_env)
+    evaluate_stages = [STAGE.get(m, ("", f"evaluate@{m}"))[1] for m in MODELS]
+    for stage in ["train@vae", "train@cvae", "train_cvae_tuned", "fit@ppca", "fit@gmm", *evaluate_stages]:
+        assert f"Running stage '{stage}'" in repro.stdout
+
+    metrics = temp_clone / "metrics"
+    for name in MODELS:
+        train = json.loads((metrics / "train" / f"{name}.json").read_text())
+        evaluation = json.loads((metrics / "evaluate" / f"{name}.json").read_text())
+        assert train["wall_time_s"] > 0 and evaluation["wall_time_s"] > 0
+        assert train["train_images"] == 270 and evaluation["test_images"] == 100
+        assert evaluation["units"] == "nats per image"
+        figures = sorted(p.name for p in (temp_clone / "figures" / name).iterdir())
+        expected = ["components.png"] if name == "gmm" else ["grid.png", "latent.png", "reconstructions.png"]
+        assert figures == expected
+        assert all((temp_clone / "figures" / name / f).read_bytes().startswith(PNG) for f in figures)
+    vae = json.loads((metrics / "evaluate" / "vae.json").read_text())
+    assert vae["test_iwae"] >= vae["test_score"] - 5.0 and 0 <= vae["test_knn_accuracy"] <= 1
+    history = json.loads((metrics / "train" / "vae_history.json").read_text())
+    assert [row["epoch"] for row in history] == [1]
+
+    table = json.loads((metrics / "density_comparison.json").read_text())
+    assert sorted(table["models"]) == sorted(MODELS) and table["wall_time_s"] >= 0
+    markdown = (temp_clone / "reports" / "density_comparison.md").read_text()
+    assert all(f"| {name} |" in markdown for name in MODELS)
+
+    shown = run(["dvc", "metrics", "show", "--json"], temp_clone, stage_env).stdout
+    assert "test_mse_posterior_mean" in shown and "val_elbo" in shown
+    run(["dvc", "plots", "show", "-o", "plots_out"], temp_clone, stage_env)
+    assert "val_elbo" in (temp_clone / "plots_out" / "index.html").read_text()
+
+    client = MlflowClient(f"sqlite:///{temp_clone / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pml-ops")
+    runs = client.search_runs([experiment.experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    parents = [r for r in runs if r.data.tags.get("pml_ops.role") == "group"]
+    assert len(parents) == 1
+    for name in MODELS:
+        for kind in ("train", "evaluate"):
+            child = by_name[f"{kind} {name}"]
+            assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+            assert len(child.data.tags["git_commit"]) >= 40 and child.data.tags["data_md5"] != "unknown"
+            assert "wall_time_s" in child.data.metrics
+    train_vae = by_name["train vae"]
+    assert [m.step for m in client.get_metric_history(train_vae.info.run_id, "val_elbo")] == [1]
+    logged = client.search_logged_models([experiment.experiment_id])
+    assert {m.source_run_id for m in logged if m.name == "model"} == {
+        by_name[f"train {name}"].info.run_id for name in ("vae", "cvae", "cvae_tuned", "gmm")
+    }
+    assert [a.path for a in client.list_artifacts(by_name["train ppca"].info.run_id, "model")] == [
+        "model/ppca.npz"
+    ]
+    assert {a.path for a in client.list_artifacts(by_name["evaluate cvae"].info.run_id, "figures")} == {
+        "figures/grid.png", "figures/latent.png", "figures/reconstructions.png"
+    }  # fmt: skip
+
+    # Nothing changed: nothing runs. A GMM setting changes: only the GMM and the table rerun.
+    again = run(["dvc", "repro", "compare_density"], temp_clone, stage_env)
+    assert "Running stage" not in again.stdout
+    text = (temp_clone / "params.yaml").read_text().replace("reg_covar: 0.01", "reg_covar: 0.02")
+    (temp_clone / "params.yaml").write_text(text)
+    changed = run(["dvc", "repro", "compare_density"], temp_clone, stage_env)
+    ran = sorted(
+        line.split("'")[1] for line in changed.stdout.splitlines() if line.startswith("Running stage")
+    )
+    assert ran == ["compare_density", "evaluate@gmm", "fit@gmm"]
