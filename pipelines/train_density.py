@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pml_ops.config import Params
+from pml_ops.config import Params, model_section
 from pml_ops.density.data import density_split, image_tensor, resolve_device, to_unit_float
 from pml_ops.density.store import LATENT_VAES, MODELS, save_model
 from pml_ops.errors import ConfigError
@@ -25,7 +25,7 @@ def _train_vae(params: Params, name: str, split, mlflow) -> tuple[object, dict]:
     from pml_ops.density.architectures import build_model
     from pml_ops.density.training import train_vae
 
-    section = getattr(params, name)
+    section = model_section(params, name)
     device = resolve_device(params.density.device, params.density.cpu_threads)
     model = build_model(section.architecture, params.density.seed)
     mlflow.log_params({"device": str(device), "parameters": sum(p.numel() for p in model.parameters())})
@@ -109,7 +109,7 @@ def train(params: Params, name: str) -> None:
 
     start = time.perf_counter()
     split = density_split(params)
-    section = getattr(params, name)
+    section = model_section(params, name)
     with stage_run(params, f"train {name}", {"stage": f"train_{name}", "model": name}):
         flat = {f"{name}.{k}": v for k, v in section.model_dump().items()}
         mlflow.log_params({**flat, "seed": params.density.seed, "train_images": len(split.x_train)})

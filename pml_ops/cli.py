@@ -6,8 +6,9 @@ import argparse
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pml_ops import __version__
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
@@ -62,6 +63,40 @@ def _ui(args: argparse.Namespace) -> int:
     return 0  # not reached: execvp replaces this process
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from pml_ops.tuning.command import Overrides, tune
+    from pml_ops.tuning.models import DensityTask
+
+    params = load_params(args.params)
+    overrides = Overrides(
+        trials=args.trials,
+        timeout_s=args.timeout,
+        workers=args.workers,
+        storage=args.storage,
+        study_name=args.study_name,
+    )
+    summary = tune(params, DensityTask(args.model, params), overrides)
+    states = ", ".join(f"{count} {state}" for state, count in summary["states"].items() if count)
+    print(f"tune: study '{summary['study']}' on {summary['storage']}: {summary['trials']} trials ({states})")
+    if summary["best"] is not None:
+        best = summary["best"]
+        print(
+            f"tune: best trial {best['number']}: validation ELBO {best['value']:.3f}, params {best['params']}"
+        )
+        print(f"tune: wrote {params.tuning.best_params_file} ({args.model}_tuned)")
+    return 0
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pml-ops",
@@ -107,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="server processes; one serves one person (default: 1)"
     )
     ui.set_defaults(handler=_ui)
+
+    tune = commands.add_parser(
+        "tune",
+        help="tune the VAE or CVAE architecture with Optuna (continues an existing study)",
+        description="Add trials to an Optuna study of the model's architecture, scored by the "
+        "validation ELBO on held-out training images. Settings default to params.yaml's `tuning`; "
+        "workers on several machines share a study through one RDB --storage URL.",
+    )
+    tune.add_argument("--model", required=True, choices=["cvae", "vae"])
+    tune.add_argument("--trials", type=_positive(int), help="trials to add (default: tuning.trials)")
+    tune.add_argument(
+        "--timeout", type=_positive(float), metavar="SECONDS", help="start no trial after this long"
+    )
+    tune.add_argument("--workers", type=_positive(int), help="worker processes (default: tuning.workers)")
+    tune.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db")
+    tune.add_argument("--study-name", help="default: tuning.<model>.study_name")
+    tune.set_defaults(handler=_tune)
     return parser
 
 

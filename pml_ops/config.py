@@ -239,6 +239,155 @@ class ReportParams(Section):
     study: dict[str, dict[str, float]]
 
 
+# --- Tuning (Optuna) -------------------------------------------------------------------------
+
+
+class IntParam(Section):
+    """An integer range for `trial.suggest_int`."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool
+
+    @model_validator(mode="after")
+    def _check_range(self) -> IntParam:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low < 1:
+            raise ValueError("a log-scaled int range needs low >= 1")
+        return self
+
+
+class FloatParam(Section):
+    """A float range for `trial.suggest_float`."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool
+
+    @model_validator(mode="after")
+    def _check_range(self) -> FloatParam:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scaled float range needs low > 0")
+        return self
+
+
+class CategoricalParam(Section):
+    """A list of choices for `trial.suggest_categorical` (ints here: sizes, kernels, strides)."""
+
+    type: Literal["categorical"]
+    choices: Annotated[list[int], Field(min_length=1)]
+
+
+IntSpec = Annotated[IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+def _require_positive(spaces: dict[str, IntParam | CategoricalParam], minimum: int = 1) -> None:
+    for name, spec in spaces.items():
+        lowest = spec.low if isinstance(spec, IntParam) else min(spec.choices)
+        if lowest < minimum:
+            raise ValueError(f"'{name}' must only allow values >= {minimum} (got {lowest})")
+
+
+class CvaeSpace(Section):
+    """CVAE search space: convolution geometry, widths per layer and learning rate."""
+
+    kernel_size: IntSpec
+    stride: IntSpec
+    conv_layers: IntSpec
+    channels: IntSpec  # sampled once per conv layer: channels_1 ... channels_<conv_layers>
+    hidden: IntSpec  # width of one linear layer between convolutions and latent heads; 0 for none
+    lr: FloatParam
+
+    @model_validator(mode="after")
+    def _check_values(self) -> CvaeSpace:
+        _require_positive(
+            {"kernel_size": self.kernel_size, "stride": self.stride, "conv_layers": self.conv_layers}
+        )
+        _require_positive({"channels": self.channels})
+        _require_positive({"hidden": self.hidden}, minimum=0)  # 0: no linear layer (the study's)
+        if self.lr.low <= 0:
+            raise ValueError("'lr' must be > 0")
+        return self
+
+
+class VaeSpace(Section):
+    """VAE search space: hidden width, number of hidden layers and learning rate."""
+
+    hidden: IntSpec
+    depth: IntSpec
+    lr: FloatParam
+
+    @model_validator(mode="after")
+    def _check_values(self) -> VaeSpace:
+        _require_positive({"hidden": self.hidden, "depth": self.depth})
+        if self.lr.low <= 0:
+            raise ValueError("'lr' must be > 0")
+        return self
+
+
+class CvaeStudyParams(Section):
+    study_name: NonEmptyStr
+    space: CvaeSpace
+
+
+class VaeStudyParams(Section):
+    study_name: NonEmptyStr
+    space: VaeSpace
+
+
+class MedianPrunerParams(Section):
+    """Prune a trial whose validation ELBO falls below the median of earlier trials' at that epoch."""
+
+    kind: Literal["median"]
+    startup_trials: NonNegativeInt  # trials that run in full before pruning starts
+    warmup_epochs: NonNegativeInt  # epochs of each trial that are never pruned
+
+
+class HyperbandPrunerParams(Section):
+    kind: Literal["hyperband"]
+    min_epochs: PositiveInt
+    reduction_factor: Annotated[int, Field(ge=2)]
+
+
+class NoPrunerParams(Section):
+    kind: Literal["none"]
+
+
+PrunerParams = Annotated[
+    MedianPrunerParams | HyperbandPrunerParams | NoPrunerParams, Field(discriminator="kind")
+]
+
+
+class TrialTrainingParams(Section):
+    """How each trial trains: on `train_size` training images, scored on `validation_size`
+    other training images (never the test set)."""
+
+    epochs: PositiveInt
+    train_size: PositiveInt
+    validation_size: PositiveInt
+    seed: NonNegativeInt
+    max_seconds: PositiveFloat | None  # prune a trial still training after this long (null: never)
+
+
+class TuningParams(Section):
+    storage: NonEmptyStr  # Optuna storage URL; relative sqlite:/// paths live in the project
+    trials: PositiveInt  # trials one `tune` run adds to the study, split over its workers
+    timeout_s: PositiveFloat | None  # stop starting new trials after this long (null: no limit)
+    workers: Annotated[int, Field(ge=1, le=64)]
+    seed: NonNegativeInt
+    output_dir: NonEmptyStr
+    best_params_file: NonEmptyStr
+    pruner: PrunerParams
+    trial: TrialTrainingParams
+    cvae: CvaeStudyParams
+    vae: VaeStudyParams
+
+
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
@@ -251,6 +400,7 @@ class Params(Section):
     gmm: GmmParams
     evaluate: EvaluateParams
     report: ReportParams
+    tuning: TuningParams
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
@@ -292,3 +442,49 @@ def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
     return parse_params(raw, source=str(file))
+
+
+class TunedParams(Section):
+    """One `<model>_tuned` section of the best-params file written by `pml-ops tune`."""
+
+    architecture: dict[str, Any]
+    lr: PositiveFloat
+    source: dict[str, Any]
+
+
+def load_tuned(path: str | os.PathLike[str], model: str, params: Params) -> VaeParams | CvaeParams:
+    """The model's params with the tuned architecture and learning rate from the best-params file
+    (epochs and batch size stay the model's own, so tuned and default models train alike)."""
+    file = Path(path)
+    section = f"{model}_tuned"
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: not found; run `pml-ops tune --model {model}` first") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict) or section not in raw:
+        raise ConfigError(f"{file}: no '{section}' section; run `pml-ops tune --model {model}` first")
+    base: VaeParams | CvaeParams = getattr(params, model)
+    try:
+        tuned = TunedParams.model_validate(raw[section])
+        return type(base).model_validate(
+            {
+                "architecture": tuned.architecture,
+                "training": {**base.training.model_dump(), "lr": tuned.lr},
+            }
+        )
+    except ValidationError as error:
+        message = _format_validation_error(str(file), error)
+        raise ConfigError(message.replace("'architecture", f"'{section}.architecture")) from None
+
+
+TUNED_MODELS = {"cvae_tuned": "cvae"}  # a tuned model -> the model whose study it comes from
+
+
+def model_section(params: Params, name: str) -> VaeParams | CvaeParams:
+    """A VAE-type model's architecture and training: params.yaml's own section, or for a tuned
+    model (`cvae_tuned`) the base model's with the tuned architecture and learning rate."""
+    if name in TUNED_MODELS:
+        return load_tuned(params.tuning.best_params_file, TUNED_MODELS[name], params)
+    return getattr(params, name)

@@ -44,3 +44,11 @@ class NonFiniteLossError(PmlOpsError):
 
 class CheckpointError(PmlOpsError):
     """A checkpoint is unreadable or belongs to a different configuration."""
+
+
+class TuningError(PmlOpsError):
+    """An Optuna study cannot be opened, run or summarised (storage unreachable, no trial done)."""
+
+
+class TrialError(PmlOpsError):
+    """One tuning trial cannot finish (e.g. a non-finite objective); the study goes on."""

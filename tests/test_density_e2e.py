@@ -11,13 +11,15 @@ from tests.conftest import copy_clone, run
 
 pytestmark = pytest.mark.e2e
 
-MODELS = ["vae", "cvae", "ppca", "gmm"]
+MODELS = ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]  # cvae_tuned: from params_tuned.yaml
+STAGE = {"cvae_tuned": ("train_cvae_tuned", "evaluate_cvae_tuned")}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
     temp_clone, stdout, stage_env = pipeline_run
-    for stage in ["train@vae", "train@cvae", "fit@ppca", "fit@gmm", *(f"evaluate@{m}" for m in MODELS)]:
+    evaluate_stages = [STAGE.get(m, ("", f"evaluate@{m}"))[1] for m in MODELS]
+    for stage in ["train@vae", "train@cvae", "train_cvae_tuned", "fit@ppca", "fit@gmm", *evaluate_stages]:
         assert f"Running stage '{stage}'" in stdout
 
     metrics = temp_clone / "metrics"
@@ -62,7 +64,7 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
     assert [m.step for m in client.get_metric_history(train_vae.info.run_id, "val_elbo")] == [1]
     logged = client.search_logged_models([experiment.experiment_id])
     assert {m.source_run_id for m in logged if m.name == "model"} == {
-        by_name[f"train {name}"].info.run_id for name in ("vae", "cvae", "gmm")
+        by_name[f"train {name}"].info.run_id for name in ("vae", "cvae", "cvae_tuned", "gmm")
     }
     assert [a.path for a in client.list_artifacts(by_name["train ppca"].info.run_id, "model")] == [
         "model/ppca.npz"

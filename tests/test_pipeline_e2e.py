@@ -18,7 +18,7 @@ from tests.test_report_browser import PROBE
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-MODELS = ["VAE", "CVAE", "PPCA", "GMM"]
+MODELS = ["VAE", "CVAE", "CVAE (tuned)", "PPCA", "GMM"]
 
 
 def test_report_renders_with_every_figure_and_one_row_per_model(pipeline_run, tmp_path):

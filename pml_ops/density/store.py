@@ -5,13 +5,13 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from pml_ops.config import Params
+from pml_ops.config import Params, model_section
 from pml_ops.errors import DataError
 from pml_ops.io import atomic_path
 
-LATENT_VAES = ("vae", "cvae")
-MODELS = ("vae", "cvae", "ppca", "gmm")
-SUFFIX = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".npz"}
+LATENT_VAES = ("vae", "cvae", "cvae_tuned")  # cvae_tuned: the CVAE from params_tuned.yaml
+MODELS = ("vae", "cvae", "cvae_tuned", "ppca", "gmm")
+SUFFIX = {"vae": ".pt", "cvae": ".pt", "cvae_tuned": ".pt", "ppca": ".npz", "gmm": ".npz"}
 
 
 def model_path(params: Params, name: str) -> Path:
@@ -41,7 +41,7 @@ def load_model(params: Params, name: str, device=None):
         from pml_ops.density.architectures import build_model
         from pml_ops.density.interface import VaeDensity
 
-        model = build_model(getattr(params, name).architecture, params.density.seed)
+        model = build_model(model_section(params, name).architecture, params.density.seed)
         try:  # weights_only: tensors and plain containers only, never arbitrary pickled code
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError) as error:

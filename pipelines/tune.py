@@ -1,0 +1,25 @@
+"""DVC stage `tune_<model>` (tuning/dvc.yaml, run only on request): add trials to the model's
+Optuna study and write its summary, figures and the best-params file."""
+
+import argparse
+
+from pml_ops.config import Params
+from pml_ops.stage import run_stage
+from pml_ops.tuning.command import Overrides, tune
+from pml_ops.tuning.models import MODELS, DensityTask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, choices=MODELS)
+    model = parser.parse_args().model
+
+    def stage(params: Params) -> None:
+        summary = tune(params, DensityTask(model, params), Overrides())
+        print(f"tune_{model}: {summary['trials']} trials, states {summary['states']}, best {summary['best']}")
+
+    run_stage(stage)
+
+
+if __name__ == "__main__":
+    main()

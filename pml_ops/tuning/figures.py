@@ -1,0 +1,53 @@
+"""The study's figures, drawn with Optuna's matplotlib backend (no plotly needed)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+
+from pml_ops.io import atomic_path
+
+TARGET_NAME = "validation ELBO (nats/image)"
+FIGURES = {
+    "optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
+    "param_importances": optuna.visualization.matplotlib.plot_param_importances,
+    "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
+}
+
+
+def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict[str, str]]:
+    """Write each figure as PNG; return the files written and, per figure not drawn, why.
+
+    Importances need at least two completed trials; a figure that cannot be drawn yet is
+    reported, not fatal.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+    skipped: dict[str, str] = {}
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for name, plot in FIGURES.items():
+        if len(complete) < 2:
+            skipped[name] = f"needs at least 2 completed trials, the study has {len(complete)}"
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                axes = plot(study, target_name=TARGET_NAME)
+        except (ValueError, RuntimeError) as error:
+            skipped[name] = str(error)
+            continue
+        figure = axes.figure
+        figure.set_size_inches(9, 5.5)
+        figure.tight_layout()
+        path = directory / f"{name}.png"
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written, skipped

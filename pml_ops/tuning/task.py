@@ -1,0 +1,127 @@
+"""What a study tunes (`TuningTask`) and how one trial runs (`TrialRunner`).
+
+A task samples a configuration, trains it while reporting the validation ELBO after every epoch,
+and returns the final validation ELBO (higher is better). The runner wraps each trial in an
+MLflow run nested under the study's run, reports every epoch to Optuna (which may prune), and
+records an expected failure (an impossible architecture, a diverging loss) as a failed trial
+with its reason, so the study goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import optuna
+
+from pml_ops.errors import TrialError
+
+EpochCallback = Callable[[int, float], None]
+"""Called after each epoch (1-based) with that epoch's validation ELBO."""
+
+Evaluate = Callable[[dict[str, Any], EpochCallback], float]
+"""Train one sampled configuration, call back every epoch, return the final validation ELBO."""
+
+OBJECTIVE = "val_elbo"  # the metric name, per epoch and final
+FAIL_REASON = "fail_reason"
+PRUNE_REASON = "prune_reason"
+MLFLOW_RUN = "mlflow_run_id"
+
+
+class TuningTask(Protocol):
+    """One model's tuning problem. Instances are pickled into worker processes."""
+
+    model: str
+    failures: tuple[type[Exception], ...]  # errors that fail one trial, not the study
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draw one configuration from the search space."""
+
+    def prepare(self) -> Evaluate:
+        """Load what every trial needs (data) once per worker process; return the evaluator."""
+
+    def best_section(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The best trial's params as the model configuration that training stages read."""
+
+
+@dataclass(frozen=True)
+class MlflowTarget:
+    """Where trial runs go: the store, the experiment and the study's (parent) run."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def _check_finite(value: float, where: str) -> float:
+    if not math.isfinite(value):
+        raise TrialError(f"non-finite validation ELBO ({value}) {where}")
+    return float(value)
+
+
+class TrialRunner:
+    """The Optuna objective: one trial of `task`, tracked as a nested MLflow run."""
+
+    def __init__(self, task: TuningTask, evaluate: Evaluate, mlflow_target: MlflowTarget) -> None:
+        self.task = task
+        self.evaluate = evaluate
+        self.target = mlflow_target
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import mlflow
+
+        params = self.task.sample(trial)
+        mlflow.set_tracking_uri(self.target.uri)
+        run = mlflow.start_run(
+            run_name=f"{trial.study.study_name}-trial-{trial.number}",
+            experiment_id=self.target.experiment_id,
+            parent_run_id=self.target.parent_run_id,
+            nested=True,
+            tags={
+                "pml_ops.stage": "tune",
+                "pml_ops.model": self.task.model,
+                "optuna.study": trial.study.study_name,
+                "optuna.trial": str(trial.number),
+                "pml_ops.worker": f"{socket.gethostname()}:{os.getpid()}",
+            },
+        )
+        trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
+
+        def on_epoch(epoch: int, value: float) -> None:
+            value = _check_finite(value, f"after epoch {epoch}")
+            mlflow.log_metric(OBJECTIVE, value, step=epoch)
+            trial.report(value, step=epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation ELBO {value:.4f} after epoch {epoch}")
+
+        try:
+            mlflow.log_params(params)
+            value = _check_finite(self.evaluate(params, on_epoch), "at the end of training")
+        except optuna.TrialPruned as pruned:
+            self._end(trial, "PRUNED", "KILLED", PRUNE_REASON, str(pruned))
+            raise
+        except (*self.task.failures, TrialError) as failure:
+            reason = f"{type(failure).__name__}: {failure}"
+            self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
+            raise
+        except BaseException as error:  # a bug or an interrupt: record it, then stop the study
+            reason = "".join(traceback.format_exception_only(error)).strip()
+            self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
+            raise
+        mlflow.log_metric("value", value)
+        mlflow.set_tag("optuna.state", "COMPLETE")
+        mlflow.end_run("FINISHED")
+        return value
+
+    @staticmethod
+    def _end(trial: optuna.Trial, state: str, status: str, attr: str, reason: str) -> None:
+        import mlflow
+
+        trial.set_user_attr(attr, reason)
+        mlflow.set_tags({"optuna.state": state, f"optuna.{attr}": reason[:5000]})
+        mlflow.end_run(status)

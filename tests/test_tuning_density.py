@@ -1,0 +1,174 @@
+"""Tuning the real models on a tiny subset: the CLI end to end on SQLite (impossible
+architectures recorded as failed trials) and two workers on one PostgreSQL study."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pml_ops.cli import main
+from pml_ops.config import parse_params
+from pml_ops.data.mnist import Mnist, save_mnist
+from pml_ops.tuning.command import Overrides, tune
+from pml_ops.tuning.models import DensityTask
+from pml_ops.tuning.storage import resolve_storage
+from tests.conftest import REPO_ROOT
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+# The study's CVAE (kernel 3, stride 2, 16-32 channels) and one whose decoder cannot return to
+# 28x28 (three stride-2 layers: 28-14-7-4, back 4-8-16-32).
+STUDY_CVAE = {"kernel_size": 3, "stride": 2, "conv_layers": 2, "hidden": 0, "lr": 1e-3}
+STUDY_CVAE |= {"channels_1": 16, "channels_2": 32}
+IMPOSSIBLE = {**STUDY_CVAE, "conv_layers": 3, "channels_3": 8}
+
+
+@pytest.fixture(scope="module")
+def mnist_file(tmp_path_factory) -> Path:
+    """An MNIST-shaped artifact (random sparse strokes): trials only need its shapes and scale."""
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> np.ndarray:
+        return ((rng.random((n, 28, 28), dtype=np.float32) < 0.15) * 255).astype(np.uint8)
+
+    data = Mnist(
+        x_train=images(60000),
+        y_train=rng.integers(0, 10, 60000, dtype=np.uint8),
+        x_test=images(10000),
+        y_test=rng.integers(0, 10, 10000, dtype=np.uint8),
+    )
+    path = tmp_path_factory.mktemp("data") / "mnist.npz"
+    save_mnist(data, path)
+    return path
+
+
+def write_params(tmp_path: Path, mnist_file: Path, storage: str) -> Path:
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["data"]["path"] = str(mnist_file)
+    raw["tracking"].update(uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "mlartifacts"))
+    tuning = raw["tuning"]
+    tuning.update(
+        storage=storage,
+        output_dir=str(tmp_path / "tuning"),
+        best_params_file=str(tmp_path / "params_tuned.yaml"),
+        pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0},
+    )
+    tuning["trial"].update(epochs=2, train_size=256, validation_size=128)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_tune_cli_on_sqlite_records_impossible_architecture(tmp_path, mnist_file, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    params_file = write_params(tmp_path, mnist_file, storage)
+    study = optuna.create_study(study_name="cvae-cli", storage=storage, direction="maximize")
+    study.enqueue_trial(STUDY_CVAE)
+    study.enqueue_trial({**STUDY_CVAE, "lr": 1e-6})  # barely learns: pruned after epoch 1
+    study.enqueue_trial(IMPOSSIBLE)
+
+    argv = [
+        "--params",
+        str(params_file),
+        "tune",
+        "--model",
+        "cvae",
+        "--trials",
+        "3",
+        "--study-name",
+        "cvae-cli",
+    ]
+    assert main(argv) == 0
+    assert "tune: study 'cvae-cli'" in capsys.readouterr().out
+
+    trials = optuna.load_study(study_name="cvae-cli", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "FAIL"]
+    assert "ArchitectureError" in trials[2].user_attrs["fail_reason"]
+    assert "not to 28x28" in trials[2].user_attrs["fail_reason"]
+    assert np.isfinite(trials[0].value) and trials[0].value < 0  # an ELBO in nats per image
+
+    tuned = yaml.safe_load((tmp_path / "params_tuned.yaml").read_text())["cvae_tuned"]
+    assert tuned["architecture"] == {
+        "latent_dim": 2,
+        "channels": [16, 32],
+        "kernel_size": 3,
+        "stride": 2,
+        "padding": 1,
+        "output_padding": 1,
+        "hidden": [],
+    }
+    assert tuned["lr"] == 1e-3
+    params = parse_params(yaml.safe_load(params_file.read_text()))
+    client = MlflowClient(params.tracking.uri)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.data.tags["optuna.state"] for r in children) == ["COMPLETE", "FAIL", "PRUNED"]
+
+
+def test_cli_rejects_bad_trial_count(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--model", "cvae", "--trials", "0"])
+    assert "--trials: must be > 0, got 0" in capsys.readouterr().err
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    name = f"pml_ops_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except sqlalchemy.exc.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN}: {error}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_two_workers_share_a_postgresql_study_exactly(tmp_path, mnist_file, postgres_url, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = parse_params(yaml.safe_load(write_params(tmp_path, mnist_file, postgres_url).read_text()))
+    task = DensityTask("vae", params)
+    summary = tune(params, task, Overrides(trials=6, workers=2), project_dir=tmp_path)
+
+    # A bare postgresql:// URL works with the installed driver (psycopg2).
+    study = optuna.load_study(study_name=params.tuning.vae.study_name, storage=resolve_storage(postgres_url))
+    trials = study.trials
+    assert sorted(t.number for t in trials) == list(range(6))  # none lost, none duplicated
+    assert all(t.state.is_finished() for t in trials)
+    assert summary["trials"] == 6
+    client = MlflowClient(params.tracking.uri)
+    runs = {t.user_attrs["mlflow_run_id"]: t.number for t in trials}
+    assert len(runs) == 6
+    workers = {client.get_run(run_id).data.tags["pml_ops.worker"] for run_id in runs}
+    assert len(workers) == 2
+    for run_id, number in runs.items():
+        run = client.get_run(run_id)
+        assert run.data.tags["optuna.trial"] == str(number)
+        assert run.data.tags["mlflow.parentRunId"] == summary["mlflow_study_run"]
+
+
+def test_trial_over_its_time_budget_is_pruned_after_an_epoch(tmp_path, mnist_file):
+    raw = yaml.safe_load(write_params(tmp_path, mnist_file, "sqlite:///unused.db").read_text())
+    raw["tuning"]["trial"]["max_seconds"] = 1e-6
+    evaluate = DensityTask("cvae", parse_params(raw)).prepare()
+    epochs = []
+    with pytest.raises(optuna.TrialPruned, match=r"over the per-trial time budget: .* after epoch 1"):
+        evaluate(STUDY_CVAE, lambda epoch, value: epochs.append((epoch, value)))
+    assert [epoch for epoch, _ in epochs] == [1]  # reported to the pruner before stopping

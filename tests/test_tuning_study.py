@@ -1,0 +1,142 @@
+"""The tuning machinery on SQLite with a cheap synthetic objective: completion, pruning,
+failures, continuation, nested MLflow runs, figures and the best-params file."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pml_ops.config import parse_params
+from pml_ops.tuning.command import Overrides, tune
+from pml_ops.tuning.study import split_trials
+from tests.conftest import REPO_ROOT
+from tests.tuning_helpers import SyntheticTask
+
+GOOD = {
+    "kernel_size": 3,
+    "stride": 2,
+    "conv_layers": 2,
+    "hidden": 64,
+    "lr": 3e-3,
+    "channels_1": 16,
+    "channels_2": 32,
+}
+NEAR = {**GOOD, "lr": 2e-3}
+SLOW = {**GOOD, "lr": 1e-4}  # far worse after every epoch: pruned by the median rule
+IMPOSSIBLE = {**GOOD, "kernel_size": 7, "stride": 2, "conv_layers": 3, "channels_3": 8}
+
+
+def tuning_params(tmp_path: Path, **tuning_changes):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = copy.deepcopy(raw)
+    raw["tracking"]["uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    raw["tracking"]["artifact_root"] = str(tmp_path / "mlartifacts")
+    tuning = raw["tuning"]
+    tuning.update(
+        {
+            "storage": f"sqlite:///{tmp_path}/optuna.db",
+            "output_dir": str(tmp_path / "tuning"),
+            "best_params_file": str(tmp_path / "params_tuned.yaml"),
+            "pruner": {"kind": "median", "startup_trials": 2, "warmup_epochs": 0},
+            **tuning_changes,
+        }
+    )
+    tuning["trial"]["epochs"] = 3
+    return parse_params(raw)
+
+
+def child_runs(params, study_run_id: str):
+    client = MlflowClient(params.tracking.uri)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return client, [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study_run_id]
+
+
+def test_split_trials_is_exact():
+    assert split_trials(7, 3) == [3, 2, 2]
+    assert split_trials(2, 4) == [1, 1]
+    assert sum(split_trials(101, 8)) == 101
+
+
+def test_study_prunes_records_failures_continues_and_nests_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tuning_params(tmp_path, trials=6, workers=1)
+    task = SyntheticTask(params.tuning.cvae.space, params.tuning.trial.epochs)
+    study = optuna.create_study(
+        study_name=params.tuning.cvae.study_name,
+        storage=params.tuning.storage,
+        direction="maximize",
+    )
+    for config in (GOOD, NEAR, SLOW, IMPOSSIBLE):
+        study.enqueue_trial(config)
+
+    summary = tune(params, task, Overrides(), project_dir=tmp_path)
+
+    states = summary["states"]
+    assert summary["trials"] == 6
+    assert states["complete"] + states["pruned"] + states["fail"] == 6 and states["running"] == 0
+    assert [p["number"] for p in summary["pruned"]][:1] == [2]
+    assert "after epoch 1" in summary["pruned"][0]["reason"]
+    assert summary["failed"] == [
+        {
+            "number": 3,
+            "reason": "ImpossibleGeometry: kernel 7, stride 2: a 3-layer stack shrinks 28x28 below 1x1",
+        }
+    ]
+    best = summary["best"]
+    assert best["value"] == max(t.value for t in study.trials if t.value is not None)
+    assert best["value"] >= study.trials[0].value  # at least as good as the enqueued GOOD
+    written = yaml.safe_load(Path(params.tuning.best_params_file).read_text())
+    assert written["cvae_tuned"]["architecture"] == best["params"]
+    assert written["cvae_tuned"]["source"]["trial"] == best["number"]
+    out = Path(params.tuning.output_dir) / "cvae"
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "optimization_history.png",
+        "parallel_coordinate.png",
+        "param_importances.png",
+    ]
+    assert (out / "summary.json").is_file()
+
+    client, children = child_runs(params, summary["mlflow_study_run"])
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == list(range(6))
+    by_trial = {int(r.data.tags["optuna.trial"]): r for r in children}
+    assert by_trial[0].data.tags["optuna.state"] == "COMPLETE" and by_trial[0].info.status == "FINISHED"
+    assert by_trial[0].data.params["lr"] == "0.003"
+    history = client.get_metric_history(by_trial[0].info.run_id, "val_elbo")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert by_trial[2].data.tags["optuna.state"] == "PRUNED"
+    assert by_trial[3].data.tags["optuna.state"] == "FAIL" and by_trial[3].info.status == "FAILED"
+    assert "ImpossibleGeometry" in by_trial[3].data.tags["optuna.fail_reason"]
+    artifacts = {a.path for a in client.list_artifacts(summary["mlflow_study_run"], "figures")}
+    assert artifacts == {
+        f"figures/{n}.png" for n in ("optimization_history", "param_importances", "parallel_coordinate")
+    }
+
+    # Running the same study again continues it, under the same study run.
+    again = tune(params, task, Overrides(trials=2), project_dir=tmp_path)
+    assert again["trials"] == 8 and again["mlflow_study_run"] == summary["mlflow_study_run"]
+    _, children = child_runs(params, summary["mlflow_study_run"])
+    assert len(children) == 8
+
+
+def test_two_worker_processes_share_a_sqlite_study(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tuning_params(tmp_path, trials=5, workers=2)
+    task = SyntheticTask(params.tuning.cvae.space, params.tuning.trial.epochs)
+    summary = tune(params, task, Overrides(), project_dir=tmp_path)
+    assert summary["trials"] == 5 and summary["states"]["running"] == 0
+    _, children = child_runs(params, summary["mlflow_study_run"])
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == list(range(5))
+    assert len({r.data.tags["pml_ops.worker"] for r in children}) == 2
+
+
+def test_bad_storage_url_is_named(tmp_path):
+    params = tuning_params(tmp_path, storage="not a url")
+    task = SyntheticTask(params.tuning.cvae.space, 1)
+    with pytest.raises(Exception, match=r"tuning.storage: not a database URL: 'not a url'"):
+        tune(params, task, Overrides(), project_dir=tmp_path)
