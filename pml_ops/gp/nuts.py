@@ -83,7 +83,7 @@ def _warm_nuts(step_size: float | None, inverse_mass_matrix: dict | None, **opti
         def _initialize_adapter(self):
             if inverse_mass_matrix is not None:
                 super()._initialize_adapter()  # shapes, schedule
-                self._adapter.inverse_mass_matrix = {
+                self.mass_matrix_adapter.inverse_mass_matrix = {
                     sites: torch.as_tensor(value) for sites, value in inverse_mass_matrix.items()
                 }
                 if self._adapter.adapt_step_size:  # reasonable step size under the new metric
