@@ -121,6 +121,13 @@ class BayesOptOutputs(Section):
     figures: NonEmptyStr
 
 
+class WarmStartParams(Section):
+    """BO iterations after the first start NUTS at the previous fit's state and adaptation."""
+
+    enabled: bool
+    warmup_steps: NonNegativeInt
+
+
 class BayesOptParams(Section):
     objective: NonEmptyStr
     bounds: Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -133,6 +140,7 @@ class BayesOptParams(Section):
     success_tolerance: PositiveFloat
     plot_iterations: list[PositiveInt]
     nuts: NUTSParams
+    warm_start: WarmStartParams
     outputs: BayesOptOutputs
 
     _objective = field_validator("objective")(_check_objective)

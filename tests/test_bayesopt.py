@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
-from pml_ops.bayesopt.loop import BOSettings, minimise
+from pml_ops.bayesopt.loop import BOSettings, WarmStart, minimise
 from pml_ops.bayesopt.peer import optuna_gp_minimise
 from pml_ops.gp.model import LogNormalPrior
 from pml_ops.gp.nuts import NUTSSettings
@@ -49,6 +49,7 @@ def small_settings(acquisition: str) -> BOSettings:
         variance_prior=LogNormalPrior(0.0, 1.0),
         lengthscale_prior=LogNormalPrior(0.0, 1.0),
         nuts=NUTSSettings(1, 40, 40, 0, 1, 0.8, 6, False, 2.0),
+        warm_start=WarmStart(enabled=True, warmup_steps=10),
     )
 
 
@@ -84,3 +85,16 @@ def test_optuna_peer_uses_the_same_budget():
     best = optuna_gp_minimise(objective, (-1.0, 1.0), np.array([-1.0, 0.0, 1.0]), 3, seed=0)
     assert calls[:3] == [-1.0, 0.0, 1.0] and len(calls) == 6
     assert len(best) == 4 and best[0] == pytest.approx(0.09) and np.all(np.diff(best) <= 0)
+
+
+def test_loop_is_reproducible_by_seed_with_warm_starts():
+    def objective(x):
+        return np.sin(3 * np.asarray(x))
+
+    settings = small_settings("expected_improvement")
+    runs = [
+        minimise(objective, np.array([-1.0, 0.5, 2.0]), settings, seed, show_progress=False)
+        for seed in (3, 3, 4)
+    ]
+    np.testing.assert_array_equal(runs[0].x, runs[1].x)
+    assert not np.array_equal(runs[0].x, runs[2].x)

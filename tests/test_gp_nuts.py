@@ -55,3 +55,31 @@ def test_same_seed_same_chains_and_auto_processes():
     np.testing.assert_array_equal(first.samples["lengthscale"], second.samples["lengthscale"])
     assert resolve_processes(3, 2) == 2 and resolve_processes(1, 4) == 1
     assert 1 <= resolve_processes("auto", 4) <= 4
+
+
+def test_warm_start_recovers_the_quadrature_posterior_and_keeps_the_mass_matrix():
+    x = np.linspace(-1, 1, 6)
+    model = GPModel(x, np.sin(2 * x), 1e-2, LogNormalPrior(0.0, 1.0), LogNormalPrior(0.0, 1.0))
+    log_v, log_l = np.linspace(-4, 5, 91), np.linspace(-4, 3, 71)
+    weights = grid_posterior(model, log_v, log_l)
+    mean_l = weights.sum(0) @ log_l
+    sd_l = np.sqrt(weights.sum(0) @ (log_l - mean_l) ** 2)
+
+    cold = sample_posterior(model, NUTSSettings(1, 100, 20, 3, 1, 0.8, 8, False, 2.0))
+    assert cold.adaptation.last.shape == (1, 2) and len(cold.adaptation.step_size) == 1
+    # short warm-up from the previous state, step size and metric: still the right posterior
+    warm = sample_posterior(
+        model, NUTSSettings(1, 20, 600, 4, 1, 0.8, 8, False, 2.0), warm_start=cold.adaptation
+    )
+    draws_l = np.log(warm.flat("lengthscale"))
+    assert draws_l.mean() == pytest.approx(mean_l, abs=4 * sd_l / np.sqrt(150))
+    assert draws_l.std() == pytest.approx(sd_l, rel=0.25)
+
+    # no warm-up: no adaptation window, so the metric handed in is the one used and returned
+    metric = {sites: np.array([0.3, 0.7]) for sites in cold.adaptation.inverse_mass_matrix[0]}
+    handed = type(cold.adaptation)(cold.adaptation.last, cold.adaptation.step_size, (metric,))
+    fixed = sample_posterior(model, NUTSSettings(1, 0, 5, 4, 1, 0.8, 8, False, 2.0), warm_start=handed)
+    for sites, value in fixed.adaptation.inverse_mass_matrix[0].items():
+        np.testing.assert_allclose(value, metric[sites])
+    with pytest.raises(ValueError, match="chains"):
+        sample_posterior(model, NUTSSettings(2, 0, 5, 4, 1, 0.8, 8, False, 2.0), warm_start=handed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pml_ops.bayesopt.loop import BOSettings
+from pml_ops.bayesopt.loop import BOSettings, WarmStart
 from pml_ops.config import Params
 from pml_ops.gp.build import nuts_settings
 from pml_ops.gp.model import LogNormalPrior
@@ -22,4 +22,5 @@ def bo_settings(params: Params) -> BOSettings:
         variance_prior=LogNormalPrior(priors.variance.loc, priors.variance.scale),
         lengthscale_prior=LogNormalPrior(priors.lengthscale.loc, priors.lengthscale.scale),
         nuts=nuts_settings(cfg.nuts),
+        warm_start=WarmStart(cfg.warm_start.enabled, cfg.warm_start.warmup_steps),
     )

@@ -1,5 +1,10 @@
 """The Bayesian-optimisation loop: fit the GP posterior by NUTS, maximise the acquisition on a
-dense grid plus a bounded local refinement, evaluate, repeat."""
+dense grid plus a bounded local refinement, evaluate, repeat.
+
+Every iteration runs NUTS on the current data. From the second iteration on (`warm_start`), the
+chains start where the previous iteration's chains ended, from their adapted step size and mass
+matrix, with a shorter warm-up (`warm_start.warmup_steps`): one new point moves the posterior
+little, so the long warm-up from a random start is not needed again."""
 
 from __future__ import annotations
 
@@ -11,12 +16,18 @@ import numpy as np
 
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
 from pml_ops.gp.model import GPModel, LogNormalPrior
-from pml_ops.gp.nuts import NUTSSettings, sample_posterior
+from pml_ops.gp.nuts import Adaptation, NUTSSettings, sample_posterior
 from pml_ops.gp.predict import predict, sample_paths
 from pml_ops.progress import progress
 
 Acquisition = Literal["expected_improvement", "thompson", "lower_confidence_bound"]
 Objective = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    enabled: bool
+    warmup_steps: int
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class BOSettings:
     variance_prior: LogNormalPrior
     lengthscale_prior: LogNormalPrior
     nuts: NUTSSettings
+    warm_start: WarmStart = WarmStart(enabled=False, warmup_steps=0)
 
 
 @dataclass(frozen=True)
@@ -123,12 +135,17 @@ def minimise(
     rng = np.random.default_rng(seed)
     x = np.asarray(x_init, dtype=float)
     result = BOResult(x=x, y=np.asarray(objective(x), dtype=float), num_initial=len(x))
+    previous: Adaptation | None = None
     for t in progress(range(1, settings.iterations + 1), desc="bayesopt", disable=not show_progress or None):
         model = GPModel(
             result.x, result.y, settings.noise, settings.variance_prior, settings.lengthscale_prior
         )
         nuts = replace(settings.nuts, seed=settings.nuts.seed + 1000 * seed + t)
-        posterior = sample_posterior(model, nuts)
+        if previous is not None:
+            nuts = replace(nuts, warmup_steps=settings.warm_start.warmup_steps)
+        posterior = sample_posterior(model, nuts, warm_start=previous)
+        if settings.warm_start.enabled:
+            previous = posterior.adaptation
         result.divergences.append(int(posterior.diverging.sum()))
         variance, lengthscale = posterior.flat("variance"), posterior.flat("lengthscale")
         x_next, utility, predictive = propose(model, variance, lengthscale, settings, rng)

@@ -40,10 +40,12 @@ def predict(model: GPModel, x_new: np.ndarray, variance: np.ndarray, lengthscale
     ls = torch.as_tensor(np.atleast_1d(lengthscale), dtype=DTYPE)
     with torch.no_grad():
         cov = rbf(x, x, v, ls) + model.noise * torch.eye(len(x), dtype=DTYPE)
-        chol = torch.linalg.cholesky(cov)
+        # L^-1 of the (S, n, n) factors once, then plain batched matmuls: torch's batched
+        # solve_triangular with many right-hand sides is ~20x slower on CPU for these sizes.
+        chol_inverse = torch.linalg.inv(torch.linalg.cholesky(cov))
         cross = rbf(x, xs, v, ls)  # (S, n, m)
-        solved = torch.linalg.solve_triangular(chol, cross, upper=False)
-        white_y = torch.linalg.solve_triangular(chol, y.expand(len(v), -1)[..., None], upper=False)
+        solved = chol_inverse @ cross
+        white_y = chol_inverse @ y[:, None]
         mean = (solved * white_y).sum(-2)
         var = (v[:, None] - (solved**2).sum(-2)).clamp_min(0.0)
     return Predictive(mean.numpy(), var.numpy())
