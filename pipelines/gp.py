@@ -12,7 +12,7 @@ from pml_ops.gp import diagnostics, plots
 from pml_ops.gp.build import flatten, gp_model, nuts_settings
 from pml_ops.gp.nuts import sample_posterior
 from pml_ops.gp.objective import Expression
-from pml_ops.gp.predict import predict
+from pml_ops.gp.predict import summarize_predictive
 from pml_ops.io import write_json
 from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
@@ -37,32 +37,28 @@ def gp_stage(params: Params) -> None:
         posterior.wall_time_s
     )
 
-    rng = np.random.default_rng(cfg.predictive.seed)
-    variance, lengthscale = posterior.flat("variance"), posterior.flat("lengthscale")
-    grid = np.linspace(x.min(), x.max(), cfg.predictive.num_points)
-    on_grid = predict(model, grid, variance, lengthscale)
-    grid_draws = on_grid.draws(rng, cfg.predictive.draws_per_sample)
-    band = (np.quantile(grid_draws, 0.025, axis=0), np.quantile(grid_draws, 0.975, axis=0))
-    x_star = cfg.predictive.x_star
-    star_draws = predict(model, np.array([x_star]), variance, lengthscale).draws(
-        rng, cfg.predictive.draws_per_sample
-    )[:, 0]
-    true_star = float(objective(np.array([x_star]))[0])
-    metrics.update(
-        predictive_mean_at_x_star=float(star_draws.mean()),
-        predictive_sd_at_x_star=float(star_draws.std()),
-        predictive_q025_at_x_star=float(np.quantile(star_draws, 0.025)),
-        predictive_q975_at_x_star=float(np.quantile(star_draws, 0.975)),
-        true_f_at_x_star=true_star,
-        band_coverage_of_true_f=float(np.mean((objective(grid) >= band[0]) & (objective(grid) <= band[1]))),
+    summary = summarize_predictive(
+        model,
+        np.linspace(x.min(), x.max(), cfg.predictive.num_points),
+        cfg.predictive.x_star,
+        posterior.flat("variance"),
+        posterior.flat("lengthscale"),
+        np.random.default_rng(cfg.predictive.seed),
+        cfg.predictive.draws_per_sample,
     )
+    true_star = float(objective(np.array([cfg.predictive.x_star]))[0])
+    metrics.update(summary.metrics(objective(summary.grid), true_star))
 
     figures = Path(cfg.outputs.figures)
     plots.plot_densities(idata, figures / "posterior_densities.png")
     plots.plot_trace(idata, figures / "trace.png")
     plots.plot_scatter(posterior.samples, figures / "samples_loglog.png")
-    plots.plot_predictive(model, grid, on_grid.mixture_mean(), band, objective, figures / "predictive.png")
-    plots.plot_point_predictive(star_draws, x_star, true_star, figures / "predictive_x_star.png")
+    plots.plot_predictive(
+        model, summary.grid, summary.mean, summary.band, objective, figures / "predictive.png"
+    )
+    plots.plot_point_predictive(
+        summary.star_draws, cfg.predictive.x_star, true_star, figures / "predictive_x_star.png"
+    )
 
     metrics["wall_time_s"] = time.perf_counter() - began
     write_json(cfg.outputs.metrics, metrics)

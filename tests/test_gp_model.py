@@ -138,3 +138,23 @@ def test_hand_written_gradient_equals_autograd(model):
         a2, b2 = a.detach().requires_grad_(), b.detach().requires_grad_()
         auto = torch.autograd.grad(-potential.log_joint(a2, b2), [a2, b2])
         np.testing.assert_allclose([float(g) for g in ours], [float(g) for g in auto], rtol=1e-7)
+
+
+def test_predictive_summary_band_is_the_gaussian_interval_at_one_hyperparameter_draw(model):
+    """With a single (variance, lengthscale) the predictive of f is Gaussian: the band from draws
+    must approach mean +- 1.96 sd of the closed form, and the x* metrics its moments."""
+    from pml_ops.gp.predict import summarize_predictive
+
+    grid = np.linspace(-1, 1, 9)
+    variance, lengthscale = np.array([1.5]), np.array([0.3])
+    summary = summarize_predictive(model, grid, -0.25, variance, lengthscale, np.random.default_rng(0), 40000)
+    exact = predict(model, grid, variance, lengthscale)
+    sd = np.sqrt(exact.mixture_variance())
+    np.testing.assert_allclose(summary.mean, exact.mixture_mean(), atol=1e-10)
+    np.testing.assert_allclose(summary.band[0], exact.mixture_mean() - 1.96 * sd, atol=0.05 * sd.max() + 1e-3)
+    np.testing.assert_allclose(summary.band[1], exact.mixture_mean() + 1.96 * sd, atol=0.05 * sd.max() + 1e-3)
+    star = predict(model, np.array([-0.25]), variance, lengthscale)
+    metrics = summary.metrics(exact.mixture_mean(), 0.0)
+    assert metrics["predictive_mean_at_x_star"] == pytest.approx(star.mixture_mean()[0], abs=0.02)
+    assert metrics["predictive_sd_at_x_star"] == pytest.approx(np.sqrt(star.mixture_variance()[0]), rel=0.02)
+    assert metrics["band_coverage_of_true_f"] == 1.0  # the mean always lies inside its own band

@@ -80,3 +80,43 @@ def sample_paths(
             factor = eigvec * eigval.clamp_min(0.0).sqrt()
         noise = torch.as_tensor(rng.standard_normal(len(xs)), dtype=DTYPE)
         return (mean + factor @ noise).numpy()
+
+
+@dataclass(frozen=True)
+class PredictiveSummary:
+    """The posterior predictive of f on a grid (mean, 95% band) and at one point x*."""
+
+    grid: np.ndarray
+    mean: np.ndarray
+    band: tuple[np.ndarray, np.ndarray]
+    star_draws: np.ndarray
+
+    def metrics(self, truth_on_grid: np.ndarray, truth_at_star: float) -> dict[str, float]:
+        """x* summaries, and the share of grid points where the true f lies inside the band."""
+        inside = (truth_on_grid >= self.band[0]) & (truth_on_grid <= self.band[1])
+        return {
+            "predictive_mean_at_x_star": float(self.star_draws.mean()),
+            "predictive_sd_at_x_star": float(self.star_draws.std()),
+            "predictive_q025_at_x_star": float(np.quantile(self.star_draws, 0.025)),
+            "predictive_q975_at_x_star": float(np.quantile(self.star_draws, 0.975)),
+            "true_f_at_x_star": truth_at_star,
+            "band_coverage_of_true_f": float(np.mean(inside)),
+        }
+
+
+def summarize_predictive(
+    model: GPModel,
+    grid: np.ndarray,
+    x_star: float,
+    variance: np.ndarray,
+    lengthscale: np.ndarray,
+    rng: np.random.Generator,
+    draws_per_sample: int,
+) -> PredictiveSummary:
+    """Mixture over hyperparameter draws: the grid's mean and 2.5/97.5% quantiles of f, and draws
+    of f(x*)."""
+    on_grid = predict(model, grid, variance, lengthscale)
+    grid_draws = on_grid.draws(rng, draws_per_sample)
+    band = (np.quantile(grid_draws, 0.025, axis=0), np.quantile(grid_draws, 0.975, axis=0))
+    star_draws = predict(model, np.array([x_star]), variance, lengthscale).draws(rng, draws_per_sample)[:, 0]
+    return PredictiveSummary(grid, on_grid.mixture_mean(), band, star_draws)
