@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from pml_ops.config import load_params, load_tuned
+from pml_ops.config import load_params
 from pml_ops.data.mnist import load_mnist
 from pml_ops.density.architectures import build_model
 from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
+from pml_ops.density.registry import load_tuned
 from pml_ops.density.training import mean_elbo, train_vae
 from pml_ops.io import write_json
 
@@ -39,7 +40,10 @@ def main() -> None:
     results = {}
     for name, config in (
         ("default", getattr(params, args.model)),
-        ("tuned", load_tuned(params.tuning.best_params_file, args.model, params)),
+        (
+            "tuned",
+            load_tuned(params.tuning.best_params_file, f"{args.model}_tuned", getattr(params, args.model)),
+        ),
     ):
         training = config.training
         if args.epochs is not None:

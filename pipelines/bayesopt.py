@@ -10,8 +10,7 @@ import numpy as np
 from pml_ops.bayesopt import plots
 from pml_ops.bayesopt.build import bo_settings
 from pml_ops.bayesopt.loop import minimise
-from pml_ops.config import Params
-from pml_ops.gp.build import flatten
+from pml_ops.config import Params, flatten
 from pml_ops.gp.objective import Expression, grid_minimum
 from pml_ops.io import write_json
 from pml_ops.run_group import stage_run

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from pml_ops.config import Params
+from pml_ops.density import registry
 from pml_ops.density.evaluation import comparison_markdown, comparison_rows
-from pml_ops.density.store import MODELS
 from pml_ops.io import atomic_path, write_json
 from pml_ops.stage import run_stage
 
@@ -18,8 +18,9 @@ TABLE_MD = Path("reports/density_comparison.md")
 def compare(params: Params) -> None:
     start = time.perf_counter()
     metrics = Path(params.density.metrics_dir)
-    train = {name: json.loads((metrics / "train" / f"{name}.json").read_text()) for name in MODELS}
-    evaluation = {name: json.loads((metrics / "evaluate" / f"{name}.json").read_text()) for name in MODELS}
+    files = {name: registry.paths(params, name) for name in registry.model_names(params)}
+    train = {name: json.loads(p.train_metrics.read_text()) for name, p in files.items()}
+    evaluation = {name: json.loads(p.evaluate_metrics.read_text()) for name, p in files.items()}
     rows = comparison_rows(train, evaluation)
     with atomic_path(TABLE_MD) as tmp:
         tmp.write_text("# Density models on MNIST: test-set comparison\n\n" + comparison_markdown(rows))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pml_ops.config import Params
+from pml_ops.config import Params, flatten
 from pml_ops.gp import diagnostics, plots
-from pml_ops.gp.build import flatten, gp_model, nuts_settings
+from pml_ops.gp.build import gp_model, nuts_settings
 from pml_ops.gp.nuts import sample_posterior
 from pml_ops.gp.objective import Expression
 from pml_ops.gp.predict import summarize_predictive

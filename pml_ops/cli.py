@@ -17,7 +17,9 @@ from pml_ops.stage import EXIT_USER_ERROR
 
 
 def _validate(args: argparse.Namespace) -> int:
-    load_params(args.params)
+    from pml_ops.density.registry import check_models
+
+    check_models(load_params(args.params))  # every model's network builds (tuned files included)
     print(f"{args.params}: ok")
     return 0
 

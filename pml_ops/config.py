@@ -23,7 +23,6 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
 
@@ -396,6 +395,24 @@ class TuningParams(Section):
     vae: VaeStudyParams
 
 
+class ModelEntry(Section):
+    """One density model of the study (an entry of `models`). `family` picks the model class and
+    its params.yaml section. `file` and `section` say where its hyperparameters live: the family's
+    own section of params.yaml, or a tuned section of `tuning.best_params_file` whose architecture
+    and learning rate replace the family's (`base` is then `<family>.training`, the settings kept).
+    dvc.yaml's `foreach` reads `file`, `section` and `base` as the parameters the model's stages
+    depend on, so they are checked to be exactly what the stages read."""
+
+    family: Literal["vae", "cvae", "ppca", "gmm"]
+    file: NonEmptyStr
+    section: NonEmptyStr
+    base: NonEmptyStr
+
+    @property
+    def tuned(self) -> bool:
+        return self.file != DEFAULT_PARAMS_FILE
+
+
 class Params(Section):
     data: DataParams
     tracking: TrackingParams
@@ -409,13 +426,43 @@ class Params(Section):
     evaluate: EvaluateParams
     report: ReportParams
     tuning: TuningParams
+    models: Annotated[dict[NonEmptyStr, ModelEntry], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Params:
+        for name, entry in self.models.items():
+            expected: dict[str, str]
+            if not entry.tuned:
+                expected = {"section": entry.family, "base": entry.family}
+            elif entry.family not in ("vae", "cvae"):
+                raise ValueError(f"models.{name}.file: only VAE families read a tuned section")
+            else:
+                expected = {"base": f"{entry.family}.training"}
+            for key, value in expected.items():
+                if getattr(entry, key) != value:
+                    raise ValueError(
+                        f"models.{name}.{key}: must be {value!r} for a {entry.family} model read "
+                        f"from {entry.file} (got {getattr(entry, key)!r})"
+                    )
+        return self
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """Nested params -> {'gp.nuts.num_samples': 2000, ...}: the dotted keys used everywhere
+    (error messages, MLflow params)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(f"{prefix}.{key}", item))
+        return out
+    return {prefix: value}
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
+def format_validation_error(source: str, error: ValidationError) -> str:
     lines = [f"{source}: {error.error_count()} invalid setting(s):"]
     for item in error.errors():
         key = _format_location(item["loc"])
@@ -423,6 +470,8 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
             lines.append(f"  - unknown key '{key}'")
         elif item["type"] == "missing":
             lines.append(f"  - missing key '{key}'")
+        elif not key:  # a check across sections: its message names the keys
+            lines.append(f"  - {item['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  - '{key}': {item['msg']} (got {item['input']!r})")
     return "\n".join(lines)
@@ -435,7 +484,7 @@ def parse_params(raw: Any, source: str = DEFAULT_PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(source, error)) from None
+        raise ConfigError(format_validation_error(source, error)) from None
 
 
 def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
@@ -450,49 +499,3 @@ def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
     return parse_params(raw, source=str(file))
-
-
-class TunedParams(Section):
-    """One `<model>_tuned` section of the best-params file written by `pml-ops tune`."""
-
-    architecture: dict[str, Any]
-    lr: PositiveFloat
-    source: dict[str, Any]
-
-
-def load_tuned(path: str | os.PathLike[str], model: str, params: Params) -> VaeParams | CvaeParams:
-    """The model's params with the tuned architecture and learning rate from the best-params file
-    (epochs and batch size stay the model's own, so tuned and default models train alike)."""
-    file = Path(path)
-    section = f"{model}_tuned"
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: not found; run `pml-ops tune --model {model}` first") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict) or section not in raw:
-        raise ConfigError(f"{file}: no '{section}' section; run `pml-ops tune --model {model}` first")
-    base: VaeParams | CvaeParams = getattr(params, model)
-    try:
-        tuned = TunedParams.model_validate(raw[section])
-        return type(base).model_validate(
-            {
-                "architecture": tuned.architecture,
-                "training": {**base.training.model_dump(), "lr": tuned.lr},
-            }
-        )
-    except ValidationError as error:
-        message = _format_validation_error(str(file), error)
-        raise ConfigError(message.replace("'architecture", f"'{section}.architecture")) from None
-
-
-TUNED_MODELS = {"cvae_tuned": "cvae"}  # a tuned model -> the model whose study it comes from
-
-
-def model_section(params: Params, name: str) -> VaeParams | CvaeParams:
-    """A VAE-type model's architecture and training: params.yaml's own section, or for a tuned
-    model (`cvae_tuned`) the base model's with the tuned architecture and learning rate."""
-    if name in TUNED_MODELS:
-        return load_tuned(params.tuning.best_params_file, TUNED_MODELS[name], params)
-    return getattr(params, name)

@@ -39,11 +39,6 @@ def progress_mode() -> str:
     return "bar" if sys.stderr.isatty() else "plain"
 
 
-def progress_enabled() -> bool:
-    """Whether live bars are drawn (kept for callers that only ask this)."""
-    return progress_mode() == "bar"
-
-
 class _NullStream:
     def write(self, _text: str) -> None:
         pass

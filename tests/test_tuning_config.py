@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from pml_ops.config import load_params, load_tuned, parse_params
+from pml_ops.config import load_params, parse_params
+from pml_ops.density.registry import load_tuned
 from pml_ops.errors import ConfigError
 from pml_ops.tuning.storage import resolve_storage
 from tests.conftest import REPO_ROOT
@@ -84,17 +85,17 @@ def test_load_tuned_replaces_architecture_and_lr_only(tmp_path):
     section = {"architecture": architecture, "lr": 0.004, "source": {"study": "s", "trial": 3}}
     file = tmp_path / "params_tuned.yaml"
     file.write_text(yaml.safe_dump({"cvae_tuned": section}))
-    tuned = load_tuned(file, "cvae", params)
+    tuned = load_tuned(file, "cvae_tuned", params.cvae)
     assert tuned.architecture.kernel_size == 5 and tuned.training.lr == 0.004
     assert tuned.training.epochs == params.cvae.training.epochs
 
     with pytest.raises(ConfigError, match=r"no 'vae_tuned' section; run `pml-ops tune --model vae` first"):
-        load_tuned(file, "vae", params)
+        load_tuned(file, "vae_tuned", params.vae)
     section["architecture"]["kernel_size"] = "5"
     file.write_text(yaml.safe_dump({"cvae_tuned": section}))
     with pytest.raises(
         ConfigError, match=r"'cvae_tuned\.architecture\.kernel_size': Input should be a valid integer"
     ):
-        load_tuned(file, "cvae", params)
+        load_tuned(file, "cvae_tuned", params.cvae)
     with pytest.raises(ConfigError, match=r"not found; run `pml-ops tune --model cvae` first"):
-        load_tuned(tmp_path / "missing.yaml", "cvae", params)
+        load_tuned(tmp_path / "missing.yaml", "cvae_tuned", params.cvae)

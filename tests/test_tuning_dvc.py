@@ -16,9 +16,9 @@ pytestmark = pytest.mark.e2e
 def test_default_repro_skips_tuning_which_runs_on_request(temp_clone, stage_env):
     # `dvc repro` runs ./dvc.yaml's stages and their ancestors: no tune stage among either.
     default = run(["dvc", "stage", "list"], temp_clone, stage_env).stdout
-    assert "train_cvae_tuned" in default and "tune" not in default.replace("cvae_tuned", "")
+    assert "train@cvae_tuned" in default and "tune" not in default.replace("cvae_tuned", "")
     ancestors = run(["dvc", "dag", "compare_density"], temp_clone, stage_env).stdout
-    assert "train_cvae_tuned" in ancestors and "evaluate_cvae_tuned" in ancestors
+    assert "train@cvae_tuned" in ancestors and "evaluate@cvae_tuned" in ancestors
     assert "tune@" not in ancestors
 
     (temp_clone / "data" / "mnist.npz").write_bytes(b"placeholder: a dry run only hashes deps")
@@ -26,7 +26,7 @@ def test_default_repro_skips_tuning_which_runs_on_request(temp_clone, stage_env)
     assert "Running stage 'tuning/dvc.yaml:tune@cvae'" in explicit.stdout
     assert "> python -m pipelines.tune --model cvae" in explicit.stdout
     assert "tune@vae" not in explicit.stdout
-    assert "train_cvae_tuned" not in explicit.stdout
+    assert "train@cvae_tuned" not in explicit.stdout
 
 
 def test_cvae_tuned_trains_from_the_best_params_file(temp_clone, stage_env):
@@ -51,7 +51,7 @@ def test_cvae_tuned_trains_from_the_best_params_file(temp_clone, stage_env):
         }
     }
     (temp_clone / "params_tuned.yaml").write_text(yaml.safe_dump(tuned))
-    run(["dvc", "repro", "evaluate_cvae_tuned"], temp_clone, stage_env)
+    run(["dvc", "repro", "evaluate@cvae_tuned"], temp_clone, stage_env)
     trained = json.loads((temp_clone / "metrics" / "train" / "cvae_tuned.json").read_text())
     evaluated = json.loads((temp_clone / "metrics" / "evaluate" / "cvae_tuned.json").read_text())
     assert trained["epochs"] == 1 and trained["train_images"] == 285

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from pml_ops.config import EvaluateParams
-from pml_ops.density.interface import DensityModel, LatentDensityModel, VaeDensity
+from pml_ops.density.interface import DensityModel, LatentDensityModel
+from pml_ops.density.vae_model import VaeModel
 from pml_ops.progress import progress
 
 
@@ -25,7 +26,7 @@ def knn_accuracy(
     return float(KNeighborsClassifier(n_neighbors=k).fit(train_latent, y_train).score(test_latent, y_test))
 
 
-def batched_iwae(model: VaeDensity, x: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
+def batched_iwae(model: VaeModel, x: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
     """IWAE bound per test image, in slices so progress shows and memory stays bounded."""
     step = max(1, params.iwae_chunk // params.iwae_samples) * 8
     parts = [
@@ -54,7 +55,7 @@ def evaluate_model(
         "test_images": len(x_test),
         "test_score": float(np.mean(scores)),
     }
-    if isinstance(model, VaeDensity):
+    if isinstance(model, VaeModel):
         x_iwae = x_test if params.iwae_images is None else x_test[: params.iwae_images]
         metrics["test_iwae"] = float(np.mean(batched_iwae(model, x_iwae, params, seed)))
         metrics["iwae_samples"] = params.iwae_samples
@@ -73,33 +74,25 @@ def evaluate_model(
     return metrics
 
 
-COLUMNS = [
-    ("model", "model"),
-    ("objective", "test objective"),
-    ("test_score", "test score (nats/image)"),
-    ("test_iwae", "IWAE log p(x) (nats/image)"),
-    ("test_mse_posterior_sample", "MSE (posterior sample)"),
-    ("test_mse_posterior_mean", "MSE (posterior mean)"),
-    ("test_knn_accuracy", "5-NN accuracy (latent)"),
-    ("train_wall_time_s", "train time (s)"),
-    ("evaluate_wall_time_s", "evaluate time (s)"),
-    ("observation", "observation model"),
+COLUMNS = [  # (metrics key, column title, format)
+    ("model", "model", ""),
+    ("objective", "test objective", ""),
+    ("test_score", "test score (nats/image)", ".1f"),
+    ("test_iwae", "IWAE log p(x) (nats/image)", ".1f"),
+    ("test_mse_posterior_sample", "MSE (posterior sample)", ".4f"),
+    ("test_mse_posterior_mean", "MSE (posterior mean)", ".4f"),
+    ("test_knn_accuracy", "5-NN accuracy (latent)", ".4f"),
+    ("train_wall_time_s", "train time (s)", ".1f"),
+    ("evaluate_wall_time_s", "evaluate time (s)", ".1f"),
+    ("observation", "observation model", ""),
 ]
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
-    return str(value)
 
 
 def comparison_rows(train: dict[str, dict], evaluation: dict[str, dict]) -> list[dict[str, Any]]:
     """One row per model: its evaluation metrics plus the wall time of both stages."""
     rows = []
     for name, metrics in evaluation.items():
-        row = {key: metrics.get(key) for key, _ in COLUMNS}
+        row = {key: metrics.get(key) for key, _, _ in COLUMNS}
         row["train_wall_time_s"] = train.get(name, {}).get("wall_time_s")
         row["evaluate_wall_time_s"] = metrics.get("wall_time_s")
         rows.append(row)
@@ -107,13 +100,20 @@ def comparison_rows(train: dict[str, dict], evaluation: dict[str, dict]) -> list
 
 
 def comparison_markdown(rows: list[dict[str, Any]]) -> str:
-    header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
-    rule = "|" + "---|" * len(COLUMNS)
-    body = ["| " + " | ".join(_cell(row.get(key)) for key, _ in COLUMNS) + " |" for row in rows]
+    """The comparison as a Markdown table (the report's renderer), with a note on the units."""
+    from pml_ops.report.render import markdown_table
+    from pml_ops.report.spec import Table
+
+    table = Table(
+        caption="",
+        columns=[title for _, title, _ in COLUMNS],
+        rows=[{title: row.get(key) for key, title, _ in COLUMNS} for row in rows],
+        formats={title: spec for _, title, spec in COLUMNS if spec},
+    )
     note = (
         "\nScores are means over the test set in nats per image. ELBO and IWAE (VAE, CVAE) use a "
         "Bernoulli decoder with pixel values in [0, 1] as targets; PPCA and GMM scores are exact "
         "Gaussian densities over pixel values, so the two groups are not on a common scale. MSE is "
         "per pixel, images in [0, 1], against the decoder mean.\n"
     )
-    return "\n".join([header, rule, *body]) + "\n" + note
+    return markdown_table(table) + "\n" + note

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from pml_ops.config import EvaluateParams
 from pml_ops.density.interface import LatentDensityModel
-from pml_ops.io import atomic_path
+from pml_ops.plotting import pyplot, save_figure
 
 SIDE = 28
 
@@ -23,22 +25,8 @@ def image_grid(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.nda
     return grid
 
 
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _figure(**kwargs):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(**kwargs)
+def _figure(**kwargs: Any) -> Any:
+    return pyplot().subplots(**kwargs)
 
 
 def latent_scatter(latent: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
@@ -48,7 +36,7 @@ def latent_scatter(latent: np.ndarray, labels: np.ndarray, title: str, path: Pat
     )
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
     ax.set(xlabel="z1 (posterior mean)", ylabel="z2 (posterior mean)", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_grid(model: LatentDensityModel, size: int, span: float, title: str, path: Path) -> Path:
@@ -60,7 +48,7 @@ def latent_grid(model: LatentDensityModel, size: int, span: float, title: str, p
     fig, ax = _figure(figsize=(7, 7))
     ax.imshow(image_grid(model.decode(z), size, size), cmap="gray", extent=(-span, span, -span, span))
     ax.set(xlabel="z1", ylabel="z2", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reconstructions(images: np.ndarray, recon: np.ndarray, title: str, path: Path) -> Path:
@@ -70,7 +58,7 @@ def reconstructions(images: np.ndarray, recon: np.ndarray, title: str, path: Pat
     ax.imshow(image_grid(np.concatenate([images, recon]), 2, n), cmap="gray")
     ax.set_axis_off()
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def gmm_components(means: np.ndarray, samples: list[np.ndarray], title: str, path: Path) -> Path:
@@ -81,4 +69,29 @@ def gmm_components(means: np.ndarray, samples: list[np.ndarray], title: str, pat
     ax.imshow(image_grid(tiles, k, per + 1), cmap="gray")
     ax.set_axis_off()
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def latent_figures(
+    model: LatentDensityModel,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    params: EvaluateParams,
+    out: Path,
+    seed: int,
+) -> list[Path]:
+    """A latent-variable model's figures: test set in latent space, decoder grid, reconstructions."""
+    label = model.name.upper()
+    first = x_test[: params.n_reconstructions]
+    return [
+        latent_scatter(
+            model.encode(x_test), y_test, f"{label}: test set in latent space", out / "latent.png"
+        ),
+        latent_grid(model, params.grid_size, params.grid_span, f"{label}: decoder means", out / "grid.png"),
+        reconstructions(
+            first,
+            model.reconstruct(first, sample=False, seed=seed),
+            f"{label}: test digits (top) and reconstructions from the posterior mean",
+            out / "reconstructions.png",
+        ),
+    ]

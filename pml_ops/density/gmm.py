@@ -2,65 +2,91 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pml_ops.config import GmmParams
+from pml_ops.config import EvaluateParams, GmmParams
+from pml_ops.density import artifact, figures
+from pml_ops.density.interface import FitCallbacks
 
 if TYPE_CHECKING:
     from sklearn.mixture import GaussianMixture
 
+    from pml_ops.density.data import DensitySplit
 
-@dataclass(frozen=True)
+ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+
+
 class GMM:
-    mixture: GaussianMixture
-
-    name = "gmm"
+    family = "gmm"
     objective = "exact log-likelihood"
     observation = "Gaussian-mixture density over pixel values in [0, 1]"
 
-    @classmethod
-    def fit(cls, x: np.ndarray, params: GmmParams, seed: int) -> GMM:
+    def __init__(self, params: GmmParams, seed: int, name: str = "gmm") -> None:
+        self.params, self.seed, self.name = params, seed, name
+        self.mixture_: GaussianMixture | None = None
+        self.train_metrics_: dict[str, Any] = {}
+        self.history_: list[dict[str, Any]] = []
+
+    @property
+    def mixture(self) -> GaussianMixture:
+        if self.mixture_ is None:
+            raise RuntimeError(f"{self.name}: not fitted; call fit() or load() first")
+        return self.mixture_
+
+    def fit_pixels(self, x: np.ndarray) -> GMM:
         from sklearn.mixture import GaussianMixture
 
-        mixture = GaussianMixture(
-            n_components=params.n_components,
-            covariance_type=params.covariance_type,
-            reg_covar=params.reg_covar,
-            max_iter=params.max_iter,
-            n_init=params.n_init,
-            random_state=seed,
-        )
-        return cls(mixture.fit(x))
+        self.mixture_ = GaussianMixture(
+            n_components=self.params.n_components,
+            covariance_type=self.params.covariance_type,
+            reg_covar=self.params.reg_covar,
+            max_iter=self.params.max_iter,
+            n_init=self.params.n_init,
+            random_state=self.seed,
+        ).fit(x)
+        return self
 
-    def save(self, path) -> None:
-        """Store the fitted parameters as plain arrays (.npz): loading runs no pickled code."""
+    def fit(self, split: DensitySplit, callbacks: FitCallbacks) -> GMM:
+        from pml_ops.density.data import to_unit_float
+
+        x_train, x_val = to_unit_float(split.x_train), to_unit_float(split.x_val)
+        self.fit_pixels(x_train)
+        self.train_metrics_ = {
+            "train_log_likelihood": float(np.mean(self.log_density(x_train))),
+            "val_log_likelihood": float(np.mean(self.log_density(x_val))),
+            "converged": bool(self.mixture.converged_),
+            "em_iterations": int(self.mixture.n_iter_),
+        }
+        return self
+
+    def run_params(self) -> dict[str, Any]:
+        return {}
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.params.model_dump()
+
+    def save(self, path: Path) -> None:
+        """The fitted parameters as plain arrays (.npz): loading runs no pickled code."""
         m = self.mixture
-        with open(path, "wb") as fh:
-            np.savez(
-                fh,
-                covariance_type=np.array(m.covariance_type),
-                weights=m.weights_,
-                means=m.means_,
-                covariances=m.covariances_,
-                precisions_cholesky=m.precisions_cholesky_,
-            )
+        arrays = {key: getattr(m, f"{key}_") for key in ARRAYS}
+        artifact.save_npz(path, artifact.header(self.family, self.hyperparameters()), arrays)
 
     @classmethod
-    def load(cls, path) -> GMM:
+    def load(
+        cls, path: Path, name: str = "gmm", seed: int = 0, expected: dict[str, Any] | None = None
+    ) -> GMM:
         """Rebuild a fitted GaussianMixture from `save`'s arrays (no pickle)."""
         from sklearn.mixture import GaussianMixture
 
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-        kind = str(arrays["covariance_type"])
+        head, arrays = artifact.load_npz(path, name, cls.family, expected)
+        params = GmmParams(**head["hyperparameters"])
+        kind = params.covariance_type
         mixture = GaussianMixture(n_components=len(arrays["weights"]), covariance_type=kind)
-        mixture.weights_ = arrays["weights"]
-        mixture.means_ = arrays["means"]
-        mixture.covariances_ = arrays["covariances"]
-        mixture.precisions_cholesky_ = arrays["precisions_cholesky"]
+        for key in ARRAYS:
+            setattr(mixture, f"{key}_", arrays[key])
         chol = mixture.precisions_cholesky_
         if kind == "full":
             mixture.precisions_ = np.einsum("kij,klj->kil", chol, chol)
@@ -70,7 +96,17 @@ class GMM:
             mixture.precisions_ = chol**2
         mixture.converged_ = True
         mixture.n_features_in_ = mixture.means_.shape[1]
-        return cls(mixture)
+        model = cls(params, seed, name)
+        model.mixture_ = mixture
+        return model
+
+    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None:
+        import mlflow.sklearn
+        import sklearn
+
+        mlflow.sklearn.log_model(
+            self.mixture, name="model", pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
+        )
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
         return self.mixture.score_samples(x)
@@ -98,3 +134,18 @@ class GMM:
     def sample(self, n: int, seed: int) -> np.ndarray:
         counts = np.random.default_rng(seed).multinomial(n, self.mixture.weights_)
         return np.concatenate([self.sample_component(k, c, seed + 1 + k) for k, c in enumerate(counts)])
+
+    def figures(
+        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+    ) -> list[Path]:
+        """Component means, each beside samples drawn from it."""
+        k = len(self.component_means())
+        samples = [self.sample_component(i, params.samples_per_component, seed + i) for i in range(k)]
+        return [
+            figures.gmm_components(
+                self.component_means(),
+                samples,
+                f"{self.name.upper()}: component means (left) and samples",
+                out / "components.png",
+            )
+        ]

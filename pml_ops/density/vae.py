@@ -26,9 +26,6 @@ class VAE(nn.Module):
         """Mean and log-variance of q(z|x), each (N, latent_dim)."""
         return self.encoder(x)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder means (Bernoulli probabilities) for latents z, shape (N, 1, 28, 28)."""
         return torch.sigmoid(self.decoder(z))

@@ -21,13 +21,3 @@ def gp_model(x: np.ndarray, y: np.ndarray, noise: float, priors: GPPriorParams) 
 
 def nuts_settings(params: NUTSParams, seed_offset: int = 0) -> NUTSSettings:
     return NUTSSettings(**{**params.model_dump(), "seed": params.seed + seed_offset})
-
-
-def flatten(prefix: str, value) -> dict[str, object]:
-    """Nested params -> {'gp.nuts.num_samples': 2000, ...} for MLflow."""
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for key, item in value.items():
-            out.update(flatten(f"{prefix}.{key}", item))
-        return out
-    return {prefix: value}

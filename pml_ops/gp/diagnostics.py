@@ -29,12 +29,6 @@ def save_inference_data(idata, path: str | os.PathLike[str]) -> None:
         idata.to_netcdf(str(tmp))
 
 
-def load_inference_data(path: str | os.PathLike[str]):
-    import arviz as az
-
-    return az.from_netcdf(str(path))
-
-
 def summarize(idata) -> dict[str, float]:
     """Flat metrics: ess_bulk/ess_tail/r_hat per hyperparameter, divergences, draws."""
     import arviz as az

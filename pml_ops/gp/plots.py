@@ -4,49 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from pml_ops.gp.model import HYPERPARAMETERS, GPModel
-from pml_ops.io import atomic_path
-
-
-def _save(figure, path: str | os.PathLike[str]) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=110, bbox_inches="tight")
-    plt.close(figure)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from pml_ops.plotting import pyplot, save_figure
 
 
 def plot_densities(idata, path: str | os.PathLike[str]) -> None:
     import arviz as az
 
-    _pyplot()
+    pyplot()
     axes = az.plot_posterior(idata, var_names=list(HYPERPARAMETERS), hdi_prob=0.95)
-    _save(np.ravel(axes)[0].figure, path)
+    save_figure(np.ravel(axes)[0].figure, path)
 
 
 def plot_trace(idata, path: str | os.PathLike[str]) -> None:
     import arviz as az
 
-    _pyplot()
+    pyplot()
     axes = az.plot_trace(idata, var_names=list(HYPERPARAMETERS), compact=False)
-    _save(np.ravel(axes)[0].figure, path)
+    save_figure(np.ravel(axes)[0].figure, path)
 
 
 def plot_scatter(samples: dict[str, np.ndarray], path: str | os.PathLike[str]) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, ax = plt.subplots(figsize=(5, 4.5))
     for chain in range(samples["variance"].shape[0]):
         ax.scatter(
@@ -60,7 +42,7 @@ def plot_scatter(samples: dict[str, np.ndarray], path: str | os.PathLike[str]) -
         title="posterior samples (log-log)",
     )
     ax.legend(markerscale=3)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_predictive(
@@ -71,7 +53,7 @@ def plot_predictive(
     truth: Callable[[np.ndarray], np.ndarray],
     path: str | os.PathLike[str],
 ) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, ax = plt.subplots(figsize=(7, 4))
     ax.fill_between(grid, band[0], band[1], alpha=0.3, label="95% band")
     ax.plot(grid, mean, label="posterior mean")
@@ -79,15 +61,15 @@ def plot_predictive(
     ax.plot(model.x, model.y, "ro", label="data")
     ax.set(xlabel="x", ylabel="f(x)", title="posterior predictive of f")
     ax.legend(fontsize=8)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_point_predictive(draws: np.ndarray, x_star: float, true_value: float, path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, ax = plt.subplots(figsize=(5, 3.5))
     ax.hist(draws, bins=60, density=True, alpha=0.6)
     ax.axvline(true_value, color="k", ls="--", label=f"true f({x_star:g})")
     ax.axvline(draws.mean(), color="C1", label="predictive mean")
     ax.set(xlabel=f"f({x_star:g})", ylabel="density", title=f"posterior predictive at x* = {x_star:g}")
     ax.legend(fontsize=8)
-    _save(figure, path)
+    save_figure(figure, path)

@@ -135,7 +135,8 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _markdown_table(table: Table) -> str:
+def markdown_table(table: Table) -> str:
+    """The one Markdown table renderer (the report and the density comparison)."""
     lines = []
     if table.caption:
         lines += [f"**{table.caption}**", ""]
@@ -163,7 +164,7 @@ def render_markdown(report: Report, base_dir: Path, out_dir: Path) -> str:
         if section.text:
             parts += [section.text.strip(), ""]
         for table in section.tables:
-            parts += [_markdown_table(table), ""]
+            parts += [markdown_table(table), ""]
         for figure in section.figures:
             path = _figure_path(figure, base_dir).resolve()
             link = Path(os.path.relpath(path, out_dir.resolve())).as_posix()

@@ -11,20 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pml_ops.config import Params
+from pml_ops.density import registry
 from pml_ops.errors import ReportError
 from pml_ops.report.environment import collect_environment
 from pml_ops.report.spec import Cell, Figure, Report, Section, Table
 
-DENSITY_MODELS = ("vae", "cvae", "cvae_tuned", "ppca", "gmm")
-# DVC stage names of each model's training and evaluation (the tuned CVAE has its own stages).
-TRAIN_STAGE = {
-    "vae": "train@vae",
-    "cvae": "train@cvae",
-    "cvae_tuned": "train_cvae_tuned",
-    "ppca": "fit@ppca",
-    "gmm": "fit@gmm",
-}
-EVALUATE_STAGE = {name: f"evaluate@{name}" for name in DENSITY_MODELS} | {"cvae_tuned": "evaluate_cvae_tuned"}
 HYPERPARAMETERS = ("variance", "lengthscale")
 
 
@@ -50,7 +41,8 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
     comparison = read_json(metrics / "density_comparison.json")["models"]
     study = params.report.study
     rows: list[dict[str, Cell]] = []
-    for name in DENSITY_MODELS:
+    models = registry.model_names(params)
+    for name in models:
         row = comparison.get(name)
         if row is None:
             raise ReportError(f"{metrics / 'density_comparison.json'}: no row for model '{name}'")
@@ -98,13 +90,15 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
         },
     )
     figures: list[Figure] = []
-    for name in DENSITY_MODELS:
-        figures += _figures(root / cfg.figures_dir / name, name.upper())
     times = {}
-    for name in DENSITY_MODELS:
-        times[TRAIN_STAGE[name]] = read_json(metrics / "train" / f"{name}.json")["wall_time_s"]
-    for name in DENSITY_MODELS:
-        times[EVALUATE_STAGE[name]] = read_json(metrics / "evaluate" / f"{name}.json")["wall_time_s"]
+    for name in models:
+        paths = registry.paths(params, name)
+        figures += _figures(root / paths.figures, name.upper())
+        times[f"train@{name}"] = read_json(root / paths.train_metrics)["wall_time_s"]
+    for name in models:
+        times[f"evaluate@{name}"] = read_json(root / registry.paths(params, name).evaluate_metrics)[
+            "wall_time_s"
+        ]
     text = (
         "All models have a 2-D latent space and are trained on the MNIST training set "
         f"(a fraction {cfg.validation_fraction} held out for validation) and scored on the test set. "

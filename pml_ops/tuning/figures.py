@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 
-from pml_ops.io import atomic_path
+from pml_ops.plotting import pyplot, save_figure
 
 TARGET_NAME = "validation ELBO (nats/image)"
-FIGURES = {
+FIGURES: dict[str, Callable[..., Any]] = {
     "optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
     "param_importances": optuna.visualization.matplotlib.plot_param_importances,
     "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
@@ -23,11 +25,7 @@ def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict
     Importances need at least two completed trials; a figure that cannot be drawn yet is
     reported, not fatal.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    pyplot()  # the Agg backend before optuna draws
     written: list[Path] = []
     skipped: dict[str, str] = {}
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -46,8 +44,6 @@ def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict
         figure.set_size_inches(9, 5.5)
         figure.tight_layout()
         path = directory / f"{name}.png"
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=110)
-        plt.close(figure)
+        save_figure(figure, path, tight=False)
         written.append(path)
     return written, skipped

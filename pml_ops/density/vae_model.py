@@ -1,0 +1,204 @@
+"""The VAE family (MLP VAE and convolutional CVAE) as a `DensityModel`.
+
+`VaeModel(name, family, architecture, training, seed, device)` holds the hyperparameters; `fit`
+builds the network from the architecture and trains it with `train_vae` (checkpoint and resume
+unchanged); every scoring method runs in inference mode on `device`, in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pml_ops.config import ConvVaeArchitecture, EvaluateParams, MlpVaeArchitecture, TrainingParams
+from pml_ops.density import artifact, figures
+from pml_ops.density.interface import FitCallbacks
+
+if TYPE_CHECKING:
+    import torch
+
+    from pml_ops.density.data import DensitySplit
+    from pml_ops.density.vae import VAE
+
+SCORE_BATCH = 2048
+Architecture = MlpVaeArchitecture | ConvVaeArchitecture
+ARCHITECTURES: dict[str, type[Architecture]] = {"vae": MlpVaeArchitecture, "cvae": ConvVaeArchitecture}
+
+
+class VaeModel:
+    objective = "ELBO"
+    observation = "Bernoulli decoder with pixel values in [0, 1] as targets (continuous BCE)"
+
+    def __init__(
+        self,
+        name: str,
+        family: str,
+        architecture: Architecture,
+        training: TrainingParams,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.name, self.family = name, family
+        self.architecture, self.training, self.seed, self.device = architecture, training, seed, device
+        self.latent_dim = architecture.latent_dim
+        self.module_: VAE | None = None
+        self.train_metrics_: dict[str, Any] = {}
+        self.history_: list[dict[str, Any]] = []
+
+    def build(self) -> VAE:
+        """The untrained network, weights drawn from `seed` (raises ArchitectureError)."""
+        from pml_ops.density.architectures import build_model
+
+        return build_model(self.architecture, self.seed)
+
+    def fit(self, split: DensitySplit, callbacks: FitCallbacks) -> VaeModel:
+        from pml_ops.density.data import image_tensor
+        from pml_ops.density.training import train_vae
+
+        result = train_vae(
+            self.build(),
+            image_tensor(split.x_train, self.device),
+            image_tensor(split.x_val, self.device),
+            self.training,
+            seed=self.seed,
+            checkpoint=callbacks.checkpoint,
+            fingerprint=repr(self.architecture),
+            on_epoch=callbacks.on_epoch,
+            label=self.name,
+        )
+        if callbacks.checkpoint is not None:  # only an interrupted run leaves one: never resume a
+            callbacks.checkpoint.unlink()  # finished, older run
+        self.module_ = result.model.to(self.device).eval()
+        self.history_ = [asdict(stats) for stats in result.history]
+        last = result.history[-1]
+        self.train_metrics_ = {
+            "train_elbo": last.train_elbo,
+            "val_elbo": last.val_elbo,
+            "epochs": len(self.history_),
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "images_per_second": float(np.median([s.images_per_second for s in result.history])),
+        }
+        return self
+
+    @property
+    def module(self) -> VAE:
+        if self.module_ is None:
+            raise RuntimeError(f"{self.name}: not fitted; call fit() or load() first")
+        return self.module_
+
+    def run_params(self) -> dict[str, Any]:
+        return {"device": str(self.device), "parameters": sum(p.numel() for p in self.module.parameters())}
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"architecture": self.architecture.model_dump(), "training": self.training.model_dump()}
+
+    def save(self, path: Path) -> None:
+        artifact.save_torch(
+            path, artifact.header(self.family, self.hyperparameters()), self.module.state_dict()
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        name: str,
+        family: str,
+        seed: int,
+        device: torch.device,
+        expected: dict[str, Any] | None = None,
+    ) -> VaeModel:
+        """The model saved at `path`, rebuilt from the architecture the file records; refused when
+        `expected` hyperparameters are given and differ."""
+        head, state = artifact.load_torch(path, name, family, expected)
+        saved = head["hyperparameters"]
+        architecture = ARCHITECTURES[family](**saved["architecture"])
+        model = cls(name, family, architecture, TrainingParams(**saved["training"]), seed, device)
+        module = model.build()
+        module.load_state_dict(state)
+        model.module_ = module.to(device).eval()
+        return model
+
+    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None:
+        import mlflow.pytorch
+        import torch
+
+        # pt2 (torch.export) format: forward(x) maps images (N, 1, 28, 28) to reconstructions.
+        mlflow.pytorch.log_model(
+            self.module.cpu(),
+            name="model",
+            input_example=example,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips slow inference
+        )
+
+    def _batches(self, x: np.ndarray, batch: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
+        import torch
+
+        for start in range(0, len(x), batch):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch], dtype=np.float32))
+            yield chunk.to(self.device).reshape(-1, 1, 28, 28)
+
+    def _generator(self, seed: int) -> torch.Generator:
+        import torch
+
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def log_density(self, x: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Single-sample ELBO per image (a stochastic lower bound on log p(x))."""
+        import torch
+
+        generator = self._generator(seed)
+        with torch.inference_mode():
+            return np.concatenate([self.module.elbo(b, generator).cpu().numpy() for b in self._batches(x)])
+
+    def iwae(self, x: np.ndarray, k: int, chunk: int, seed: int = 0) -> np.ndarray:
+        """Importance-weighted bound with K = k per image, at most `chunk` images x samples at once."""
+        import torch
+
+        generator = self._generator(seed)
+        images = max(1, chunk // k)
+        with torch.inference_mode():
+            return np.concatenate(
+                [self.module.iwae(b, k, generator).cpu().numpy() for b in self._batches(x, images)]
+            )
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return np.concatenate([self.module.posterior(b)[0].cpu().numpy() for b in self._batches(x)])
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            latent = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
+            return self.module.decode(latent).reshape(len(z), -1).cpu().numpy()
+
+    def reconstruct(self, x: np.ndarray, sample: bool, seed: int) -> np.ndarray:
+        """Decoder mean at the posterior mean, or at one posterior sample."""
+        import torch
+
+        generator = self._generator(seed)
+        out = []
+        with torch.inference_mode():
+            for b in self._batches(x):
+                mean, logvar = self.module.posterior(b)
+                if sample:
+                    eps = torch.randn(mean.shape, generator=generator, device=self.device)
+                    mean = mean + torch.exp(0.5 * logvar) * eps
+                out.append(self.module.decode(mean).reshape(len(b), -1).cpu().numpy())
+        return np.concatenate(out)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """Decoder means at prior samples (the usual way to show VAE samples)."""
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        return self.decode(z)
+
+    def figures(
+        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+    ) -> list[Path]:
+        return figures.latent_figures(self, x_test, y_test, params, out, seed)

@@ -1,0 +1,143 @@
+"""The density-model registry: every listed model resolves, artifacts round-trip and describe
+themselves, and wrong, corrupt or unbuildable models are refused with a message naming the fix."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pml_ops.config import load_params, parse_params
+from pml_ops.density import registry
+from pml_ops.errors import ConfigError, DataError
+from tests.conftest import REPO_ROOT
+
+
+class _Payload:
+    """Unpickling this would create a marker file: a stand-in for arbitrary code execution."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _raw() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def params(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO_ROOT / "params_tuned.yaml", tmp_path)
+    return load_params(REPO_ROOT / "params.yaml")
+
+
+def _fitted(params, name: str):
+    """The model `name` with untrained (VAE) or closed-form (PPCA, GMM) state, no MNIST needed."""
+    model = registry.create(params, name)
+    if model.family in ("vae", "cvae"):
+        model.module_ = model.build()
+    else:
+        model.fit_pixels(np.random.default_rng(0).uniform(0, 1, (60, 784)))
+    return model
+
+
+def test_every_listed_model_resolves_and_builds(params):
+    assert registry.model_names(params) == ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]
+    registry.check_models(params)
+    tuned = registry.create(params, "cvae_tuned")
+    assert tuned.family == "cvae" and tuned.architecture.channels == [64]  # from params_tuned.yaml
+    assert tuned.training.epochs == params.cvae.training.epochs
+    assert tuned.training.lr != params.cvae.training.lr
+    assert registry.paths(params, "gmm").artifact == Path("models/gmm/gmm.npz")
+
+
+def test_unknown_model_is_a_clear_error(params):
+    with pytest.raises(
+        ConfigError, match=r"no density model 'flow'; params.yaml lists vae, cvae, cvae_tuned"
+    ):
+        registry.create(params, "flow")
+
+
+@pytest.mark.parametrize("name", ["vae", "cvae_tuned", "ppca", "gmm"])
+def test_artifact_round_trip(params, name):
+    model = _fitted(params, name)
+    model.save(registry.paths(params, name).artifact)
+    loaded = registry.load(params, name)
+    x = np.random.default_rng(1).uniform(0, 1, (4, 784)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.log_density(x), model.log_density(x))
+    np.testing.assert_array_equal(loaded.sample(3, seed=2), model.sample(3, seed=2))
+
+
+def test_a_file_from_another_architecture_is_refused(params):
+    path = registry.paths(params, "cvae").artifact
+    _fitted(params, "cvae").save(path)
+    raw = _raw()
+    raw["cvae"]["architecture"]["channels"] = [8, 16]
+    with pytest.raises(DataError, match=rf"{path}: model 'cvae': saved with hyperparameters") as error:
+        registry.load(parse_params(raw), "cvae")
+    assert "'channels': [16, 32]" in str(error.value) and "'channels': [8, 16]" in str(error.value)
+    assert str(error.value).endswith("rerun `dvc repro train@cvae`")
+    _fitted(params, "vae").save(path)  # a VAE's file where the CVAE's should be
+    with pytest.raises(DataError, match=r"holds a 'vae' model, not 'cvae'; rerun `dvc repro train@cvae`"):
+        registry.load(params, "cvae")
+
+
+@pytest.mark.parametrize("name", ["cvae", "gmm"])
+def test_corrupt_truncated_or_missing_files_are_refused(params, name):
+    path = registry.paths(params, name).artifact
+    _fitted(params, name).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=rf"{path}: model '{name}' is corrupt or truncated .*train@{name}`"):
+        registry.load(params, name)
+    path.unlink()
+    with pytest.raises(DataError, match=rf"{path}: trained model '{name}' not found; rerun `dvc repro"):
+        registry.load(params, name)
+
+
+def test_pickled_code_in_a_model_file_is_refused_not_run(params, tmp_path):
+    marker = tmp_path / "pwned"
+    path = registry.paths(params, "cvae").artifact
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump({"weights": _Payload(marker)}, fh)
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        registry.load(params, "cvae")
+    assert not marker.exists()
+
+
+def test_model_entries_must_name_what_the_stages_read():
+    raw = _raw()
+    raw["models"]["cvae_tuned"]["base"] = "cvae"
+    with pytest.raises(ConfigError, match=r"models.cvae_tuned.base: must be 'cvae.training'"):
+        parse_params(raw)
+    raw = _raw()
+    raw["models"]["gmm"]["file"] = "params_tuned.yaml"
+    with pytest.raises(ConfigError, match=r"\n  - models.gmm.file: only VAE families read a tuned section$"):
+        parse_params(raw)
+
+
+def test_unbuildable_architecture_is_refused_by_validate_and_by_the_stage(tmp_path):
+    raw = _raw()
+    raw["cvae"]["architecture"]["channels"] = [16, 32, 64]  # 28-14-7-4, decoded back to 32, not 28
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(REPO_ROOT / "params_tuned.yaml", tmp_path)
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": str(bin_dir), "PYTHONPATH": str(REPO_ROOT), "HOME": str(tmp_path)}
+    for cmd in (
+        [str(bin_dir / "pml-ops"), "validate"],
+        [sys.executable, "-m", "pipelines.train_density", "cvae"],
+    ):
+        result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "models.cvae: params.yaml: cvae.architecture: cvae.architecture" in result.stderr
+        assert "the decoder maps 4x4 back through [4, 8, 16, 32], not to 28x28" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any MLflow run
