@@ -26,6 +26,7 @@ lint: lint-python lint-containers
 lint-python: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Dockerfiles, workflow, compose file and shell scripts (scripts/lint-containers.sh).
 lint-containers: install

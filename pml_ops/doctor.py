@@ -42,7 +42,7 @@ class Check:
         return line
 
 
-def check_python(version: tuple[int, ...] = tuple(sys.version_info)) -> Check:
+def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Check:
     text = ".".join(str(part) for part in version[:3])
     if tuple(version[:2]) < MIN_PYTHON:
         want = ".".join(map(str, MIN_PYTHON))

@@ -17,7 +17,7 @@ import numpy as np
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
 from pml_ops.gp.model import GPModel, LogNormalPrior
 from pml_ops.gp.nuts import Adaptation, NUTSSettings, sample_posterior
-from pml_ops.gp.predict import predict, sample_paths
+from pml_ops.gp.predict import Predictive, predict, sample_paths
 from pml_ops.progress import progress
 
 Acquisition = Literal["expected_improvement", "thompson", "lower_confidence_bound"]
@@ -98,7 +98,7 @@ def propose(
     lengthscale: np.ndarray,
     settings: BOSettings,
     rng: np.random.Generator,
-) -> tuple[float, np.ndarray, np.ndarray]:
+) -> tuple[float, np.ndarray, Predictive]:
     """Next x for the acquisition; also the grid utility and the mixture predictive on it."""
     grid = np.linspace(*settings.bounds, settings.grid_points)
     v, ls = _thin(variance, settings.acquisition_samples), _thin(lengthscale, settings.acquisition_samples)

@@ -8,9 +8,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pml_ops.errors import DataError, DownloadError
 from pml_ops.progress import progress
+
+T = TypeVar("T")
 
 CHUNK = 1 << 16
 USER_AGENT = "pml-ops (+https://github.com/pml-ops)"
@@ -73,10 +76,10 @@ def read_from_mirror(mirror: str, filename: str, timeout_s: float, retries: int)
 def fetch_verified(
     filename: str,
     mirrors: list[str],
-    validate: Callable[[bytes], bytes],
+    validate: Callable[[bytes], T],
     timeout_s: float = 30.0,
     retries: int = 2,
-) -> bytes:
+) -> T:
     """Return `validate(blob)` for the first mirror whose copy of `filename` validates.
 
     `validate` raises DataError for a bad copy (corrupt, wrong checksum, ...); the next mirror is

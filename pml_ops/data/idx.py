@@ -11,7 +11,7 @@ import numpy as np
 from pml_ops.errors import DataError
 
 # IDX type byte -> numpy dtype (big-endian where it matters).
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

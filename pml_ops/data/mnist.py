@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def fetch_mnist(
         key: fetch_verified(
             spec.filename,
             mirrors,
-            validate=lambda blob, spec=spec: decode_file(spec, blob),
+            validate=partial(decode_file, spec),
             timeout_s=timeout_s,
             retries=retries,
         )

@@ -103,13 +103,13 @@ class _NegativeLogJoint(torch.autograd.Function):
     `backward` on it: one 5x5 Cholesky per leapfrog step, no autograd graph."""
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, model: GPModel) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, u: torch.Tensor, model: GPModel) -> torch.Tensor:
         value, grad = _log_joint_and_grad(model, u.detach().numpy())
         ctx.save_for_backward(torch.from_numpy(-grad))
         return u.new_tensor(-value)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor):
         (grad,) = ctx.saved_tensors
         return grad_output * grad, None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -167,7 +168,8 @@ def sample_posterior(
     not used."""
     if warm_start is None:
         starts = initial_points(settings)
-        step_sizes, masses = [None] * settings.num_chains, [None] * settings.num_chains
+        step_sizes: Sequence[float | None] = [None] * settings.num_chains
+        masses: Sequence[dict[tuple[str, ...], np.ndarray] | None] = [None] * settings.num_chains
     else:
         if len(warm_start.last) != settings.num_chains:
             raise ValueError(f"warm start has {len(warm_start.last)} chains, settings {settings.num_chains}")

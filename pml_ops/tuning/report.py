@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import yaml
@@ -65,9 +65,10 @@ def write_best_params(study: optuna.Study, task: TuningTask, path: str | os.Path
         existing = yaml.safe_load(file.read_text()) or {}
         if not isinstance(existing, dict):
             raise TuningError(f"{file}: expected a mapping of sections")
+    value = float(cast(float, best.value))  # a completed trial always has a value
     section = {
         **task.best_section(best.params),
-        "source": {"study": study.study_name, "trial": best.number, "val_elbo": float(best.value)},
+        "source": {"study": study.study_name, "trial": best.number, "val_elbo": value},
     }
     existing[section_name(task.model)] = section
     header = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 from sqlalchemy.engine import make_url
@@ -41,6 +42,7 @@ def redact(url: str) -> str:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Open (creating its tables if needed) the RDB storage at an already-resolved `url`."""
+    engine_kwargs: dict[str, Any]
     if url.startswith("sqlite:"):
         engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
     else:

@@ -13,6 +13,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import optuna
@@ -24,7 +25,7 @@ from pml_ops.tuning.pruners import build_pruner
 from pml_ops.tuning.storage import open_storage, redact
 from pml_ops.tuning.task import MlflowTarget, TrialRunner, TuningTask
 
-DIRECTION = "maximize"  # the validation ELBO
+DIRECTION: Literal["maximize"] = "maximize"  # the validation ELBO
 STUDY_RUN = "mlflow_run_id"  # study user attr: the MLflow run the trials nest under
 
 

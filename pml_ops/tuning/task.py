@@ -36,8 +36,11 @@ MLFLOW_RUN = "mlflow_run_id"
 class TuningTask(Protocol):
     """One model's tuning problem. Instances are pickled into worker processes."""
 
-    model: str
-    failures: tuple[type[Exception], ...]  # errors that fail one trial, not the study
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def failures(self) -> tuple[type[Exception], ...]: ...  # errors that fail one trial, not the study
 
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw one configuration from the search space."""
@@ -99,13 +102,14 @@ class TrialRunner:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation ELBO {value:.4f} after epoch {epoch}")
 
+        failures: tuple[type[BaseException], ...] = (*self.task.failures, TrialError)
         try:
             mlflow.log_params(params)
             value = _check_finite(self.evaluate(params, on_epoch), "at the end of training")
         except optuna.TrialPruned as pruned:
             self._end(trial, "PRUNED", "KILLED", PRUNE_REASON, str(pruned))
             raise
-        except (*self.task.failures, TrialError) as failure:
+        except failures as failure:
             reason = f"{type(failure).__name__}: {failure}"
             self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
             raise
