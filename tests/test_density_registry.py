@@ -138,6 +138,18 @@ def test_unbuildable_architecture_is_refused_by_validate_and_by_the_stage(tmp_pa
     ):
         result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
         assert result.returncode == 2, result.stderr
-        assert "models.cvae: params.yaml: cvae.architecture: cvae.architecture" in result.stderr
+        assert "models.cvae: params.yaml: cvae.architecture: (kernel_size=3, stride=2," in result.stderr
         assert "the decoder maps 4x4 back through [4, 8, 16, 32], not to 28x28" in result.stderr
     assert not (tmp_path / "mlflow.db").exists()  # refused before any MLflow run
+
+
+def test_unbuildable_tuned_architecture_names_the_tuned_file(params, tmp_path):
+    tuned = yaml.safe_load((tmp_path / "params_tuned.yaml").read_text())
+    tuned["cvae_tuned"]["architecture"]["stride"] = 1  # output_padding 1 needs stride >= 2
+    (tmp_path / "params_tuned.yaml").write_text(yaml.safe_dump(tuned))
+    with pytest.raises(
+        ConfigError,
+        match=r"^models.cvae_tuned: params_tuned.yaml: cvae_tuned.architecture: \(kernel_size=5, stride=1, "
+        r"padding=2, output_padding=1\): output_padding must be smaller than stride$",
+    ):
+        registry.check_models(params)

@@ -156,8 +156,8 @@ def check_buildable(params: Params, name: str) -> None:
         with torch.inference_mode():
             mean, _ = module.posterior(torch.zeros(1, 1, 28, 28))
             out = module.decode(mean)
-    except ArchitectureError as error:
-        raise ConfigError(f"models.{name}: {key}: {error}") from None
+    except ArchitectureError as error:  # its message starts with the default section's key
+        raise ConfigError(f"models.{name}: {key}: {str(error).removeprefix('cvae.architecture ')}") from None
     except RuntimeError as error:
         raise ConfigError(f"models.{name}: {key}: the network cannot be built ({error})") from None
     if tuple(out.shape) != (1, 1, 28, 28):
