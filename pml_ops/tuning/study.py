@@ -211,7 +211,10 @@ class _Supervisor:
     def _finished(self, worker: _Worker) -> None:
         worker.process.join()
         self.workers.remove(worker)
-        message = worker.results.recv() if worker.results.poll() else None
+        try:
+            message = worker.results.recv() if worker.results.poll() else None
+        except EOFError:  # the worker died before reporting (poll() is true at end of file)
+            message = None
         if message is not None and message[0] == "done":
             return
         if message is not None and message[0] == "error":

@@ -156,6 +156,8 @@ class TrialRunner:
             signum = stop_signal(error)
             if signum is not None:
                 ignore_stops()
+                # Optuna logs a failed trial with its traceback; a stop is reported in one line.
+                optuna.logging.set_verbosity(optuna.logging.ERROR)
                 self._end(trial, "FAIL", "KILLED", FAIL_REASON, f"{STOPPED} {signal.Signals(signum).name}")
             else:
                 reason = "".join(traceback.format_exception_only(error)).strip()
