@@ -45,7 +45,9 @@ def _open_optuna(storage: str, barrier) -> None:
 def _run_all(target, args_for) -> list[int | None]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
-    processes = [context.Process(target=target, args=(*args_for(index), barrier)) for index in range(PROCESSES)]
+    processes = [
+        context.Process(target=target, args=(*args_for(index), barrier)) for index in range(PROCESSES)
+    ]
     for process in processes:
         process.start()
     for process in processes:
