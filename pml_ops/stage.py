@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pml_ops.config import DEFAULT_PARAMS_FILE, Params, load_params
 from pml_ops.errors import PmlOpsError
@@ -45,8 +46,32 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise Stopped(signum)
+_requested: list[int] = []  # the stop signal received, if any
+_cleaning_up = False
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return Stopped(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    _requested.append(signum)
+    raise _stop_exception(signum)
+
+
+def check_stop() -> None:
+    """Raise the stop again if a signal arrived but its exception was lost: raised inside a
+    `__del__` or a callback that swallows it. Long loops call this at safe points (each epoch)."""
+    if _requested and not _cleaning_up:
+        raise _stop_exception(_requested[0])
+
+
+def _unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):  # a stop, seen by check_stop
+            hook(unraisable)
+
+    return quiet
 
 
 def stop_signal(error: BaseException) -> int | None:
@@ -103,13 +128,20 @@ def die_with_parent() -> None:
 
 
 def install_stop_handlers() -> None:
-    """SIGTERM raises `Stopped` in the main thread, as SIGINT raises KeyboardInterrupt."""
-    signal.signal(signal.SIGTERM, _raise_stopped)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """SIGTERM raises `Stopped` in the main thread, as SIGINT raises KeyboardInterrupt; both are
+    remembered for `check_stop`, and one raised where Python can only print it (in a `__del__`)
+    is not printed."""
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    if not getattr(sys.unraisablehook, "pml_ops", False):
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
+        sys.unraisablehook.pml_ops = True  # type: ignore[attr-defined]
 
 
 def ignore_stops() -> None:
     """While cleaning up after a stop, a second Ctrl-C or SIGTERM must not interrupt the cleanup."""
+    global _cleaning_up
+    _cleaning_up = True
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import optuna
 
 from pml_ops.errors import TrialError
-from pml_ops.stage import ignore_stops, stop_signal
+from pml_ops.stage import check_stop, ignore_stops, stop_signal
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch (1-based) with that epoch's validation ELBO."""
@@ -136,6 +136,7 @@ class TrialRunner:
         trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
 
         def on_epoch(epoch: int, value: float) -> None:
+            check_stop()
             value = _check_finite(value, f"after epoch {epoch}")
             mlflow.log_metric(OBJECTIVE, value, step=epoch)
             trial.report(value, step=epoch)

@@ -59,7 +59,7 @@ def test_kill_9_of_one_worker_mid_trial_still_gives_exactly_n_complete_trials(tm
                 continue
         assert victim is not None, "no trial got under way"
         os.kill(int(victim.user_attrs[WORKER].rsplit(":", 1)[1]), signal.SIGKILL)
-        out, err = tune_process.communicate(timeout=180)
+        _, err = tune_process.communicate(timeout=180)
     finally:
         if tune_process.poll() is None:
             tune_process.kill()
