@@ -483,6 +483,8 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
             lines.append(f"  - unknown key '{key}'")
         elif item["type"] == "missing":
             lines.append(f"  - missing key '{key}'")
+        elif isinstance(item["input"], dict):  # a check across a section's keys: no value to show
+            lines.append(f"  - '{key}': {item['msg']}")
         else:
             lines.append(f"  - '{key}': {item['msg']} (got {item['input']!r})")
     return "\n".join(lines)
