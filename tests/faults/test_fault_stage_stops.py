@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,3 +119,56 @@ def test_stage_dies_with_a_killed_dvc_and_writes_nothing_after(tmp_path, through
     tracking = yaml.safe_load(params_file.read_text())["tracking"]["uri"]
     run = MlflowClient(tracking).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["pml_ops.stopped_by"] == "SIGTERM"
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.e2e
+def test_real_dvc_killed_mid_stage_takes_the_stage_with_it(temp_clone, stage_env, mnist_mirror):
+    """`dvc repro prepare` killed with SIGKILL (DVC alone, not its group) while the stage
+    downloads from a slow mirror: the stage stops too and never writes data/mnist.npz."""
+    from pml_ops.data.mnist import MIRROR_ENV
+    from tests.test_interrupt_e2e import SlowMirror
+
+    with SlowMirror(mnist_mirror) as mirror:
+        threading.Thread(target=mirror.serve_forever, daemon=True).start()
+        env = {**stage_env, MIRROR_ENV: mirror.url}
+        dvc = subprocess.Popen(
+            ["dvc", "repro", "prepare"],
+            cwd=temp_clone,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while mirror.bytes_sent < 256 * 1024 and time.monotonic() < deadline and dvc.poll() is None:
+                time.sleep(0.05)
+            assert mirror.bytes_sent >= 256 * 1024, "the stage never started downloading"
+            dvc.kill()
+            dvc.wait()
+            deadline = time.monotonic() + 20
+            while _group_members(dvc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            survivors = _group_members(dvc.pid)
+            sent = mirror.bytes_sent
+            time.sleep(2)
+            assert mirror.bytes_sent == sent, "something is still downloading"
+        finally:
+            for pid in _group_members(dvc.pid):
+                os.kill(pid, signal.SIGKILL)
+            mirror.shutdown()
+    assert survivors == [], "the stage outlived the DVC that started it"
+    assert not (temp_clone / "data" / "mnist.npz").exists()
