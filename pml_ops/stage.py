@@ -56,7 +56,8 @@ def _stop_exception(signum: int) -> KeyboardInterrupt:
 
 def _on_stop_signal(signum: int, frame: object) -> None:
     _requested.append(signum)
-    raise _stop_exception(signum)
+    if len(_requested) == 1:  # a second signal must not interrupt the cleanup of the first
+        raise _stop_exception(signum)
 
 
 def check_stop() -> None:

@@ -55,6 +55,16 @@ def tune_slow_task(params_file: str, project_dir: str) -> None:
     print(json.dumps(summary["states"]), flush=True)
 
 
+def cli_with_slow_task(*argv: str) -> None:
+    """`python -m tests.faults.fault_helpers cli ARGS`: the real `pml-ops` command line, with
+    SlowTask in place of the density models (no torch, no MNIST)."""
+    import pml_ops.tuning.models
+    from pml_ops.cli import main
+
+    pml_ops.tuning.models.DensityTask = lambda model, params: SlowTask(epochs=50)  # type: ignore[assignment,misc]
+    sys.exit(main(list(argv)))
+
+
 def sleeping_stage(params_file: str, output: str, seconds: str) -> None:
     """`python -m tests.faults.fault_helpers stage PARAMS OUTPUT SECONDS`: a stage that starts its
     MLflow run, writes a checkpoint, prints its pid and run id, works for SECONDS and only then
@@ -79,4 +89,4 @@ def sleeping_stage(params_file: str, output: str, seconds: str) -> None:
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    {"tune": tune_slow_task, "stage": sleeping_stage}[command](*arguments)
+    {"tune": tune_slow_task, "stage": sleeping_stage, "cli": cli_with_slow_task}[command](*arguments)
