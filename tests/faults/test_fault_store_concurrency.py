@@ -1,8 +1,9 @@
 """Fault: several processes open a fresh embedded store and start stage runs at once.
 
 Without a lock they collided creating MLflow's tables ("duplicate column name: step"), hit
-"database is locked", and made one group parent run each. Now set-up and find-or-create of the
-parent run happen under a file lock: every process gets its run, under exactly one parent.
+"database is locked", and made one group parent run each. Now set-up (of the MLflow store and of
+the Optuna SQLite storage) and find-or-create of the parent run happen under file locks: every
+process gets its run, under exactly one parent.
 """
 
 from __future__ import annotations
@@ -20,44 +21,37 @@ from tests.faults.conftest import fault_params
 PROCESSES = 4
 
 
-def _start_stage_run(params_file: str, index: int, barrier) -> None:
+def _open_stores_and_start_a_stage_run(params_file: str, index: int, barrier) -> None:
     import os
 
     import mlflow
 
     from pml_ops.config import load_params
     from pml_ops.run_group import stage_run
+    from pml_ops.tuning.storage import open_storage, resolve_storage
 
     os.environ["PML_OPS_RUN_GROUP"] = "concurrent"
     params = load_params(params_file)
     barrier.wait()
+    storage = open_storage(resolve_storage(params.tuning.storage))
+    optuna.create_study(study_name="concurrent", storage=storage, load_if_exists=True)
     with stage_run(params, f"stage {index}", {"stage": f"stage_{index}"}):
         mlflow.log_metric("index", index)
 
 
-def _open_optuna(storage: str, barrier) -> None:
-    from pml_ops.tuning.storage import open_storage
-
-    barrier.wait()
-    optuna.create_study(study_name="concurrent", storage=open_storage(storage), load_if_exists=True)
-
-
-def _run_all(target, args_for) -> list[int | None]:
+def test_processes_opening_fresh_stores_at_once_all_start_runs_under_one_parent(tmp_path: Path):
+    params_file = fault_params(tmp_path, f"sqlite:///{tmp_path}/optuna.db")
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
     processes = [
-        context.Process(target=target, args=(*args_for(index), barrier)) for index in range(PROCESSES)
+        context.Process(target=_open_stores_and_start_a_stage_run, args=(str(params_file), index, barrier))
+        for index in range(PROCESSES)
     ]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=240)
-    return [process.exitcode for process in processes]
-
-
-def test_processes_opening_a_fresh_store_at_once_all_start_runs_under_one_parent(tmp_path: Path):
-    params_file = fault_params(tmp_path, f"sqlite:///{tmp_path}/optuna.db")
-    assert _run_all(_start_stage_run, lambda index: (str(params_file), index)) == [0] * PROCESSES
+    assert [process.exitcode for process in processes] == [0] * PROCESSES
 
     params = yaml.safe_load(params_file.read_text())
     client = MlflowClient(params["tracking"]["uri"])
@@ -68,9 +62,4 @@ def test_processes_opening_a_fresh_store_at_once_all_start_runs_under_one_parent
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(int(r.data.metrics["index"]) for r in children) == list(range(PROCESSES))
     assert {r.info.status for r in children} == {"FINISHED"}
-
-
-def test_processes_opening_a_fresh_optuna_sqlite_storage_at_once_all_succeed(tmp_path: Path):
-    storage = f"sqlite:///{tmp_path}/optuna.db"
-    assert _run_all(_open_optuna, lambda index: (storage,)) == [0] * PROCESSES
-    assert optuna.load_study(study_name="concurrent", storage=storage).trials == []
+    assert optuna.load_study(study_name="concurrent", storage=params["tuning"]["storage"]).trials == []

@@ -4,13 +4,16 @@ score, or with --promote; both scores are printed, with the study and trial they
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from pml_ops.config import parse_params
 from pml_ops.tuning.command import Overrides, describe, tune
+from pml_ops.tuning.report import promote_best
 from tests.faults.conftest import fault_params
 from tests.faults.fault_helpers import SlowTask
 
@@ -25,19 +28,27 @@ RECORDED = {
 TASK = SlowTask(epochs=1, seconds_per_epoch=0.0)  # scores between about -180 and -98
 
 
-def _setup(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """One `tune` run of two trials against a file that records a better score (-50)."""
+    tmp_path = tmp_path_factory.mktemp("promotion")
     params_file = fault_params(tmp_path, f"sqlite:///{tmp_path}/optuna.db", trials=2, workers=1)
     params = parse_params(yaml.safe_load(params_file.read_text()))
     best_file = Path(params.tuning.best_params_file)
     best_file.write_text(yaml.safe_dump(RECORDED))
-    return params, best_file
-
-
-def test_worse_study_does_not_replace_the_recorded_best(tmp_path, monkeypatch):
-    params, best_file = _setup(tmp_path, monkeypatch)
     before = best_file.read_text()
-    summary = tune(params, TASK, Overrides(), project_dir=tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        summary = tune(params, TASK, Overrides(), project_dir=tmp_path)
+    study = optuna.load_study(study_name=params.tuning.cvae.study_name, storage=params.tuning.storage)
+    return params, best_file, before, summary, study
+
+
+BUDGET = {"epochs": 2, "train_size": 5000, "validation_size": 2000}
+
+
+def test_worse_study_does_not_replace_the_recorded_best(tuned):
+    _, best_file, before, summary, _ = tuned
     assert best_file.read_text() == before
     lines = describe(summary, str(best_file))
     best = summary["best"]
@@ -49,34 +60,33 @@ def test_worse_study_does_not_replace_the_recorded_best(tmp_path, monkeypatch):
     )
 
 
-def test_promote_flag_replaces_it_and_records_study_trial_and_budget(tmp_path, monkeypatch):
-    params, best_file = _setup(tmp_path, monkeypatch)
-    summary = tune(params, TASK, Overrides(promote=True), project_dir=tmp_path)
+def test_promote_flag_replaces_it_and_records_study_trial_and_budget(tuned, tmp_path):
+    _, _, before, _, study = tuned
+    best_file = tmp_path / "params_tuned.yaml"
+    best_file.write_text(before)
+    promotion = promote_best(study, TASK, best_file, BUDGET, force=True)
     written = yaml.safe_load(best_file.read_text())
-    best = summary["best"]
-    trial = params.tuning.trial
     assert written["cvae_tuned"]["source"] == {
         "study": "cvae-architecture",
-        "trial": best["number"],
-        "val_elbo": best["value"],
-        "epochs": trial.epochs,
-        "train_size": trial.train_size,
-        "validation_size": trial.validation_size,
+        "trial": study.best_trial.number,
+        "val_elbo": study.best_value,
+        **BUDGET,
     }
-    assert written["cvae_tuned"]["lr"] == best["params"]["lr"]
+    assert written["cvae_tuned"]["lr"] == study.best_params["lr"]
     assert written["vae_tuned"] == RECORDED["vae_tuned"]  # other sections untouched
-    assert describe(summary, str(best_file))[3].startswith(
-        f"promoted to {best_file}: --promote, although the recorded -50.000 is at least as good"
-    )
+    assert promotion.reason == "--promote, although the recorded -50.000 is at least as good"
 
 
-def test_better_study_is_promoted_without_a_flag(tmp_path, monkeypatch):
-    params, best_file = _setup(tmp_path, monkeypatch)
-    recorded = {**RECORDED, "cvae_tuned": {**RECORDED["cvae_tuned"], "source": {"val_elbo": -500.0}}}
+def test_better_study_is_promoted_without_a_flag(tuned, tmp_path):
+    _, _, _, _, study = tuned
+    best_file = tmp_path / "params_tuned.yaml"
+    recorded = copy.deepcopy(RECORDED)
+    recorded["cvae_tuned"]["source"] = {"val_elbo": -500.0, "epochs": 25}
     best_file.write_text(yaml.safe_dump(recorded))
-    summary = tune(params, TASK, Overrides(), project_dir=tmp_path)
-    assert summary["promotion"]["promoted"]
-    assert summary["promotion"]["reason"] == "it beats the recorded -500.000"
+    promotion = promote_best(study, TASK, best_file, BUDGET)
+    assert promotion.promoted
+    assert promotion.reason == (
+        "it beats the recorded -500.000; note: scored with a different epochs than the recorded one"
+    )
     written = yaml.safe_load(best_file.read_text())["cvae_tuned"]["source"]
-    study = optuna.load_study(study_name="cvae-architecture", storage=params.tuning.storage)
     assert written["trial"] == study.best_trial.number and written["val_elbo"] == study.best_value
