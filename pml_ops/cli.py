@@ -75,6 +75,7 @@ def _tune(args: argparse.Namespace) -> int:
     from pml_ops.tuning.command import Overrides, describe, tune
     from pml_ops.tuning.models import DensityTask
 
+    install_stop_handlers()  # SIGTERM stops the study as Ctrl-C does
     params = load_params(args.params)
     overrides = Overrides(
         trials=args.trials,
@@ -183,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    install_stop_handlers()
     try:
         return args.handler(args)
     except PmlOpsError as error:

@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -133,3 +134,22 @@ def test_mysql_storage_is_refused_with_the_supported_ones(tmp_path: Path):
     ):
         resolve_storage("mysql://user@db-host/optuna", tmp_path)
     assert "MySQL" not in (REPO_ROOT / "README.md").read_text()
+
+
+def test_slow_objective_evaluation_is_cut_off_and_an_outer_alarm_survives(monkeypatch):
+    import signal
+
+    from pml_ops.gp import objective as module
+
+    monkeypatch.setattr(module, "EVALUATION_LIMIT_S", 0.2)
+    slow = Expression("x")
+    monkeypatch.setattr(Expression, "__call__", lambda self, x: time.sleep(5))
+    signal.setitimer(signal.ITIMER_REAL, 60)  # an outer alarm, as pytest-timeout sets
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match=r"one evaluation on the grid took over 0.2 s"):
+            module.check_finite(slow, np.zeros(3), "the grid")
+        assert time.monotonic() - started < 2
+        assert 55 < signal.getitimer(signal.ITIMER_REAL)[0] <= 60
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
