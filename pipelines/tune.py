@@ -5,7 +5,7 @@ import argparse
 
 from pml_ops.config import Params
 from pml_ops.stage import run_stage
-from pml_ops.tuning.command import Overrides, tune
+from pml_ops.tuning.command import Overrides, describe, tune
 from pml_ops.tuning.models import MODELS, DensityTask
 
 
@@ -16,7 +16,8 @@ def main() -> None:
 
     def stage(params: Params) -> None:
         summary = tune(params, DensityTask(model, params), Overrides())
-        print(f"tune_{model}: {summary['trials']} trials, states {summary['states']}, best {summary['best']}")
+        for line in describe(summary, params.tuning.best_params_file):
+            print(f"tune_{model}: {line}")
 
     run_stage(stage)
 

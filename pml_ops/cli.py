@@ -13,7 +13,15 @@ from typing import Any
 from pml_ops import __version__
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
 from pml_ops.errors import PmlOpsError
-from pml_ops.stage import EXIT_USER_ERROR
+from pml_ops.stage import (
+    EXIT_CODES,
+    EXIT_USER_ERROR,
+    ignore_stops,
+    install_stop_handlers,
+    kept,
+    stop_signal,
+    stopped_line,
+)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -66,9 +74,10 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from pml_ops.tuning.command import Overrides, tune
+    from pml_ops.tuning.command import Overrides, describe, tune
     from pml_ops.tuning.models import DensityTask
 
+    install_stop_handlers()  # SIGTERM stops the study as Ctrl-C does
     params = load_params(args.params)
     overrides = Overrides(
         trials=args.trials,
@@ -76,17 +85,22 @@ def _tune(args: argparse.Namespace) -> int:
         workers=args.workers,
         storage=args.storage,
         study_name=args.study_name,
+        promote=args.promote,
     )
     summary = tune(params, DensityTask(args.model, params), overrides)
-    states = ", ".join(f"{count} {state}" for state, count in summary["states"].items() if count)
-    print(f"tune: study '{summary['study']}' on {summary['storage']}: {summary['trials']} trials ({states})")
-    if summary["best"] is not None:
-        best = summary["best"]
-        print(
-            f"tune: best trial {best['number']}: validation ELBO {best['value']:.3f}, params {best['params']}"
-        )
-        print(f"tune: wrote {params.tuning.best_params_file} ({args.model}_tuned)")
+    for line in describe(summary, params.tuning.best_params_file):
+        print(f"tune: {line}")
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, got {port}")
+    return port
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -139,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tracking.uri in params.yaml), bound to localhost only. Stop it with Ctrl-C.",
     )
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    ui.add_argument("--port", type=_port, default=5000, help="port, 1-65535 (default: %(default)s)")
     ui.add_argument(
         "--workers", type=int, default=1, help="server processes; one serves one person (default: 1)"
     )
@@ -160,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--workers", type=_positive(int), help="worker processes (default: tuning.workers)")
     tune.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db")
     tune.add_argument("--study-name", help="default: tuning.<model>.study_name")
+    tune.add_argument(
+        "--promote",
+        action="store_true",
+        help="write the study's best to the best-params file even if it does not beat the "
+        "recorded one (by default only a better validation ELBO replaces it)",
+    )
     tune.set_defaults(handler=_tune)
     return parser
 
@@ -171,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PmlOpsError as error:
         print(f"pml-ops: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM as `Stopped`
+        ignore_stops()
+        signum = stop_signal(error)
+        assert signum is not None
+        print(stopped_line(signum, kept()), file=sys.stderr)
+        return EXIT_CODES[signum]
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pml_ops.errors import ConfigError, PmlOpsError
+from pml_ops.gp.objective import DENSE_GRID_POINTS, Expression, check_finite
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -80,13 +82,18 @@ class NUTSParams(Section):
 
 
 def _check_objective(text: str) -> str:
-    from pml_ops.gp.objective import Expression
-
     try:
         Expression(text)
     except PmlOpsError as error:
         raise ValueError(str(error)) from None
     return text
+
+
+def _check_objective_finite(text: str, x: np.ndarray, where: str) -> None:
+    try:
+        check_finite(Expression(text), x, where)
+    except PmlOpsError as error:
+        raise ValueError(str(error)) from None
 
 
 class GPPredictiveParams(Section):
@@ -112,6 +119,15 @@ class GPParams(Section):
     outputs: GPOutputs
 
     _objective = field_validator("objective")(_check_objective)
+
+    @model_validator(mode="after")
+    def _check_objective_values(self) -> GPParams:
+        low, high = min(self.x_train), max(self.x_train)
+        grid = np.linspace(low, high, self.predictive.num_points)
+        points = np.concatenate([self.x_train, grid, [self.predictive.x_star]])
+        where = f"gp.x_train, its predictive grid [{low:g}, {high:g}] and gp.predictive.x_star"
+        _check_objective_finite(self.objective, points, where)
+        return self
 
 
 class BayesOptOutputs(Section):
@@ -152,6 +168,11 @@ class BayesOptParams(Section):
         outside = [x for x in self.x_init if not low <= x <= high]
         if outside:
             raise ValueError(f"x_init: {outside} outside bounds [{low}, {high}]")
+        # every point the stage evaluates: x_init, the acquisition grid, the global-minimum grid
+        grid = np.concatenate(
+            [self.x_init, np.linspace(low, high, self.grid_points), np.linspace(low, high, DENSE_GRID_POINTS)]
+        )
+        _check_objective_finite(self.objective, grid, f"bayesopt.bounds [{low:g}, {high:g}]")
         return self
 
 
@@ -219,8 +240,13 @@ class PpcaParams(Section):
     latent_dim: PositiveInt
 
 
+# Each component holds a mean and a covariance over 784 pixels (a full one is 4.9 MB): beyond a
+# thousand components the fit runs out of memory or time long before it says anything useful.
+MAX_GMM_COMPONENTS = 1000
+
+
 class GmmParams(Section):
-    n_components: PositiveInt
+    n_components: Annotated[int, Field(gt=0, le=MAX_GMM_COMPONENTS)]
     covariance_type: Literal["full", "tied", "diag", "spherical"]
     reg_covar: PositiveFloat
     max_iter: PositiveInt
@@ -381,11 +407,30 @@ class TrialTrainingParams(Section):
     max_seconds: PositiveFloat | None  # prune a trial still training after this long (null: never)
 
 
+class HeartbeatParams(Section):
+    """Optuna heartbeats: a trial whose worker stops (killed, machine lost) is failed and retried."""
+
+    interval_s: PositiveInt  # each running trial records a heartbeat this often
+    grace_period_s: PositiveInt  # ... and is failed after this long without one
+    max_retry: NonNegativeInt  # a trial failed that way reruns (same params) at most this often
+    worker_restarts: NonNegativeInt  # a local worker that dies is replaced at most this often
+
+    @model_validator(mode="after")
+    def _check_grace(self) -> HeartbeatParams:
+        if self.grace_period_s <= self.interval_s:
+            raise ValueError(
+                f"grace_period_s ({self.grace_period_s}) must exceed interval_s ({self.interval_s}), "
+                "or every trial would look dead between two heartbeats"
+            )
+        return self
+
+
 class TuningParams(Section):
     storage: NonEmptyStr  # Optuna storage URL; relative sqlite:/// paths live in the project
     trials: PositiveInt  # trials one `tune` run adds to the study, split over its workers
     timeout_s: PositiveFloat | None  # stop starting new trials after this long (null: no limit)
     workers: Annotated[int, Field(ge=1, le=64)]
+    heartbeat: HeartbeatParams
     seed: NonNegativeInt
     output_dir: NonEmptyStr
     best_params_file: NonEmptyStr
@@ -446,6 +491,21 @@ class Params(Section):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _check_gmm_fits_the_data(self) -> Params:
+        """EM needs at least one training image per component."""
+        if self.density.subset.train is None:
+            return self
+        n_train = self.density.subset.train - round(
+            self.density.subset.train * self.density.validation_fraction
+        )
+        if self.gmm.n_components > n_train:
+            raise ValueError(
+                f"gmm.n_components: {self.gmm.n_components} components need at least as many "
+                f"training images, density.subset.train leaves {n_train} after the validation split"
+            )
+        return self
+
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:
     """Nested params -> {'gp.nuts.num_samples': 2000, ...}: the dotted keys used everywhere
@@ -472,6 +532,8 @@ def format_validation_error(source: str, error: ValidationError) -> str:
             lines.append(f"  - missing key '{key}'")
         elif not key:  # a check across sections: its message names the keys
             lines.append(f"  - {item['msg'].removeprefix('Value error, ')}")
+        elif isinstance(item["input"], dict):  # a check across a section's keys: no value to show
+            lines.append(f"  - '{key}': {item['msg']}")
         else:
             lines.append(f"  - '{key}': {item['msg']} (got {item['input']!r})")
     return "\n".join(lines)
@@ -487,6 +549,38 @@ def parse_params(raw: Any, source: str = DEFAULT_PARAMS_FILE) -> Params:
         raise ConfigError(format_validation_error(source, error)) from None
 
 
+def _duplicate_keys(node: yaml.Node, path: str = "") -> list[str]:
+    """Every key that appears twice in one mapping, with both line numbers (1-based)."""
+    found: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                found.append(f"'{dotted}' on line {line} (first on line {first_line[key]})")
+            else:
+                first_line[key] = line
+            found.extend(_duplicate_keys(value_node, dotted))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, f"{path}.{index}"))
+    return found
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML, refusing duplicate keys (YAML lets the last one win silently)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicates = [] if root is None else _duplicate_keys(root)
+        if not duplicates:
+            return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    raise ConfigError(f"{source}: duplicate key(s), the last would silently win: " + "; ".join(duplicates))
+
+
 def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
     """Read and validate params.yaml."""
     file = Path(path)
@@ -494,8 +588,4 @@ def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS_FILE) -> Params:
         text = file.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{file}: parameters file not found (run from the project root)") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: not valid YAML: {error}") from None
-    return parse_params(raw, source=str(file))
+    return parse_params(load_yaml(text, str(file)), source=str(file))

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pml_ops.config import DEFAULT_PARAMS_FILE, Params
-from pml_ops.tracking import configure, dvc_output_md5, git_commit
+from pml_ops.stage import stopping_run
+from pml_ops.tracking import configure, dvc_output_md5, git_commit, holding, retry_locked, store_lock
 
 GROUP_ENV = "PML_OPS_RUN_GROUP"
 GROUP_TAG = "pml_ops.group"
@@ -33,17 +34,28 @@ def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS
     return hashlib.sha256(commit.encode() + b"\0" + params_text).hexdigest()[:12]
 
 
-def _parent_run_id(experiment_id: str, key: str) -> str:
+def parent_run_id(experiment_id: str, key: str) -> str:
+    """The group's parent run: found, or created if there is none. Find-or-create runs under
+    the store's lock, so stages starting at once (`dvc repro -j`, several workers) make one."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     query = f"tags.`{GROUP_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'group'"
-    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
-    if found:
-        return found[0].info.run_id
-    with mlflow.start_run(run_name=f"pipeline {key}", tags={GROUP_TAG: key, ROLE_TAG: "group"}) as run:
+
+    def find_or_create() -> str:
+        found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+        if found:
+            return found[0].info.run_id
+        run = client.create_run(
+            experiment_id, run_name=f"pipeline {key}", tags={GROUP_TAG: key, ROLE_TAG: "group"}
+        )
+        client.set_terminated(run.info.run_id, "FINISHED")
         return run.info.run_id
+
+    uri = mlflow.get_tracking_uri()
+    with holding(store_lock(uri), "finding the pipeline's parent run"):
+        return retry_locked(find_or_create, "finding the pipeline's parent run")
 
 
 @contextlib.contextmanager
@@ -54,12 +66,16 @@ def stage_run(params: Params, run_name: str, tags: dict[str, str]) -> Iterator[A
 
     experiment_id = configure(params.tracking)
     key = group_key()
-    parent = _parent_run_id(experiment_id, key)
+    parent = parent_run_id(experiment_id, key)
     all_tags = {
         GROUP_TAG: key,
         "git_commit": git_commit(),
         "data_md5": dvc_output_md5(params.data.path),
         **tags,
     }
-    with mlflow.start_run(run_name=run_name, parent_run_id=parent, tags=all_tags) as run:
+    run = retry_locked(
+        lambda: mlflow.start_run(run_name=run_name, parent_run_id=parent, tags=all_tags),
+        f"starting the MLflow run {run_name}",
+    )
+    with stopping_run(run.info.run_id):
         yield run

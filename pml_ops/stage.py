@@ -1,25 +1,208 @@
-"""Run a stage entry point: validate params first, turn user errors into one-line exits."""
+"""Run a stage entry point: validate params first, turn user errors into one-line exits, and stop
+cleanly.
+
+A stage stopped by SIGINT (Ctrl-C) or SIGTERM (`kill`, a container stop) ends its MLflow run as
+KILLED, prints one line saying what it kept (checkpoints written, trials finished) and exits with
+130 or 143, without a traceback. A stage also dies with the `dvc repro` that started it: the
+kernel sends it SIGTERM when its parent dies (Linux `PR_SET_PDEATHSIG`), and when that parent is
+the shell DVC runs the command in, a watchdog notices the shell being orphaned. So no stage keeps
+writing outputs after DVC is gone.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from pml_ops.config import DEFAULT_PARAMS_FILE, Params, load_params
 from pml_ops.errors import PmlOpsError
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_CODES: dict[int, int] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+PR_SET_PDEATHSIG = 1
+SHELLS = {"sh", "dash", "bash", "zsh", "fish", "ksh"}
+WATCH_INTERVAL_S = 0.5
+
+_kept: list[str] = []
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM arrived. A KeyboardInterrupt (as SIGINT raises), so that everything that cleans
+    up after Ctrl-C (Optuna failing the running trial, `except Exception` not swallowing it)
+    does the same for SIGTERM."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_requested: list[int] = []  # the stop signal received, if any
+_cleaning_up = False
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return Stopped(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    _requested.append(signum)
+    if len(_requested) == 1:  # a second signal must not interrupt the cleanup of the first
+        raise _stop_exception(signum)
+
+
+def check_stop() -> None:
+    """Raise the stop again if a signal arrived but its exception was lost: raised inside a
+    `__del__` or a callback that swallows it. Long loops call this at safe points (each epoch)."""
+    if _requested and not _cleaning_up:
+        raise _stop_exception(_requested[0])
+
+
+def _unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):  # a stop, seen by check_stop
+            hook(unraisable)
+
+    return quiet
+
+
+def stop_signal(error: BaseException) -> int | None:
+    """The signal behind an interruption (SIGINT or SIGTERM), or None for any other error."""
+    if isinstance(error, Stopped):
+        return error.signum
+    if isinstance(error, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
+
+
+def note_kept(what: str) -> None:
+    """Record something an interrupted stage leaves behind, for its closing line."""
+    _kept.append(what)
+
+
+def kept() -> list[str]:
+    return list(_kept)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state letter
+
+
+def _watch_grandparent(shell: int, dvc: int) -> None:
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        if _parent_of(shell) != dvc:  # DVC died: the shell was re-parented (or is gone)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def die_with_parent() -> None:
+    """SIGTERM this process when the process that started it dies (Linux; elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:  # the parent died before the call took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        name = Path(f"/proc/{parent}/comm").read_text().strip()
+    except OSError:
+        return
+    grandparent = _parent_of(parent)
+    if name in SHELLS and grandparent not in (None, 0, 1):
+        threading.Thread(target=_watch_grandparent, args=(parent, grandparent), daemon=True).start()
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM raises `Stopped` in the main thread, as SIGINT raises KeyboardInterrupt; both are
+    remembered for `check_stop`, and one raised where Python can only print it (in a `__del__`)
+    is not printed."""
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    if not getattr(sys.unraisablehook, "pml_ops", False):
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
+        sys.unraisablehook.pml_ops = True  # type: ignore[attr-defined]
+
+
+def ignore_stops() -> None:
+    """While cleaning up after a stop, a second Ctrl-C or SIGTERM must not interrupt the cleanup."""
+    global _cleaning_up
+    _cleaning_up = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def stopping_run(run_id: str) -> Iterator[None]:
+    """End the active MLflow run `run_id` as FINISHED, or KILLED if the block is stopped by a
+    signal (tagged with the signal), or FAILED if it raises."""
+    import mlflow
+
+    try:
+        yield
+    except BaseException as error:
+        signum = stop_signal(error)
+        if signum is not None:
+            ignore_stops()
+            mlflow.set_tag("pml_ops.stopped_by", signal.Signals(signum).name)
+            mlflow.end_run("KILLED")
+            note_kept(f"MLflow run {run_id} (KILLED)")
+        else:
+            mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def _checkpoints_since(directory: Path, started: float) -> list[str]:
+    if not directory.is_dir():
+        return []
+    return sorted(
+        str(path) for path in directory.iterdir() if path.is_file() and path.stat().st_mtime >= started
+    )
+
+
+def stopped_line(signum: int, kept: list[str]) -> str:
+    what = "; ".join(kept) if kept else "nothing (no output is written until a stage finishes)"
+    return f"pml-ops: stopped by {signal.Signals(signum).name}; kept: {what}"
 
 
 def run_stage(stage: Callable[[Params], None], params_file: str = DEFAULT_PARAMS_FILE) -> None:
     """Load and validate params.yaml, then run `stage`; never end in a bare traceback for
-    errors a user can fix."""
+    errors a user can fix or for a stop signal."""
+    die_with_parent()
+    install_stop_handlers()
+    started = time.time()
+    params = None
     try:
-        stage(load_params(params_file))
+        params = load_params(params_file)
+        stage(params)
     except PmlOpsError as error:
         print(f"pml-ops: error: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        print("pml-ops: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as error:  # SIGINT, or SIGTERM as `Stopped`
+        ignore_stops()
+        signum = stop_signal(error)
+        assert signum is not None
+        left = kept()
+        if params is not None:
+            left += [
+                f"checkpoint {path}"
+                for path in _checkpoints_since(Path(params.density.checkpoint_dir), started)
+            ]
+        print(stopped_line(signum, left), file=sys.stderr)
+        sys.exit(EXIT_CODES[signum])

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import random
 import subprocess
+import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
+import filelock
 import yaml
 
 from pml_ops.config import TrackingParams
@@ -19,6 +27,10 @@ PREFLIGHT_TIMEOUT_S = 3.0
 # MLflow's own defaults (7 retries with exponential backoff, 120 s timeout) turn a server that
 # goes away mid-run into minutes of silence; these bound it to seconds. A user's setting wins.
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+API_PROBE = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+LOCK_TIMEOUT_S = 120.0  # set-up takes well under a second; this only bounds a stuck holder
+LOCKED_ATTEMPTS = 6  # "database is locked" retries: about 10 s in all
+T = TypeVar("T")
 
 
 def resolve_uri(uri: str, project_dir: Path) -> str:
@@ -43,27 +55,89 @@ def is_server(uri: str) -> bool:
     return urllib.parse.urlparse(uri).scheme in ("http", "https")
 
 
-def check_server(uri: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
-    """Raise TrackingError within about `timeout_s` if the tracking server at `uri` does not answer.
-
-    Asks the server's `/health` endpoint. Any HTTP answer below 500 counts as reachable (a proxy or
-    an auth layer may answer 401/404 there); a refused or timed-out connection or a 5xx does not.
-    """
-    health = uri.rstrip("/") + "/health"
+def _ask(url: str, timeout_s: float) -> str | None:
+    """None if `url` answers below HTTP 500 within `timeout_s` (a proxy or an auth layer may answer
+    401/404), else why not."""
     try:
-        with urllib.request.urlopen(health, timeout=timeout_s):
-            return
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return None
     except urllib.error.HTTPError as error:
         if error.code < 500:
-            return
-        reason = f"HTTP {error.code} {error.reason}"
+            return None
+        return f"HTTP {error.code} {error.reason}"
     except (urllib.error.URLError, OSError) as error:
-        reason = str(getattr(error, "reason", error))
-    raise TrackingError(
-        f"MLflow tracking server {uri} is unreachable ({reason}).\n"
+        return str(getattr(error, "reason", error))
+
+
+def check_server(uri: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Raise TrackingError within about 2 x `timeout_s` if the tracking server at `uri` does not
+    answer: first its `/health` endpoint, then one cheap call of its REST API (a server whose
+    health check answers while its API hangs, e.g. on a stuck database, fails here in seconds
+    instead of after MLflow's retries)."""
+    fix = (
         f"  Fix: start it (e.g. `mlflow server --host 127.0.0.1 --port PORT`), check the address, "
         f"or unset {URI_ENV} to use the project's embedded SQLite store."
     )
+    reason = _ask(uri.rstrip("/") + "/health", timeout_s)
+    if reason is not None:
+        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}).\n{fix}")
+    api = uri.rstrip("/") + API_PROBE
+    reason = _ask(api, timeout_s)
+    if reason is not None:
+        raise TrackingError(
+            f"MLflow tracking server {uri} answers /health but its API does not ({reason} after "
+            f"asking {API_PROBE}): the server's backend store may be down or locked.\n{fix}"
+        )
+
+
+def store_lock(uri: str) -> filelock.FileLock:
+    """A lock that serialises setting up the store at `uri` among the processes of this machine.
+
+    For a SQLite store it is `<file>.lock` beside the database (every process that opens that
+    file agrees on it); for any other store a file in the temporary directory named by the URI.
+    """
+    if uri.startswith("sqlite:///"):
+        database = Path(uri[len("sqlite:///") :].split("?", 1)[0])
+        path = database.with_name(database.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"pml-ops-store-{digest}.lock"
+    return filelock.FileLock(path, timeout=LOCK_TIMEOUT_S, mode=0o666)
+
+
+@contextlib.contextmanager
+def holding(lock: filelock.FileLock, what: str) -> Iterator[None]:
+    """Hold `lock`; a lock that stays taken past its timeout is a TrackingError, not a hang."""
+    try:
+        with lock:
+            yield
+    except filelock.Timeout:
+        raise TrackingError(
+            f"{what}: waited {lock.timeout:g} s for {lock.lock_file}, held by another process; "
+            "if none is running, delete that file"
+        ) from None
+
+
+def is_locked_error(error: BaseException) -> bool:
+    return "database is locked" in str(error) or "database table is locked" in str(error)
+
+
+def retry_locked(call: Callable[[], T], what: str, attempts: int = LOCKED_ATTEMPTS) -> T:
+    """Run `call`, retrying briefly while SQLite answers "database is locked" (a write that
+    raced another process's); other errors pass through at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as error:
+            if not is_locked_error(error):
+                raise
+            if attempt == attempts:
+                raise TrackingError(
+                    f"{what}: the store stayed locked through {attempts} attempts ({error})"
+                ) from None
+            time.sleep(min(0.2 * 2**attempt, 4.0) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
@@ -83,14 +157,17 @@ def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
     import mlflow  # heavy import, only when tracking is used
 
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(params.experiment)
-    if experiment is not None:
-        experiment_id = experiment.experiment_id
-    else:
-        location = None
-        if is_local_store(uri):
-            location = (project / params.artifact_root).resolve().as_uri()
-        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=location)
+    # Opening a fresh SQLite store creates its tables (MLflow's migrations): processes doing that
+    # at once collide ("duplicate column name"), so set-up and the experiment are made under a lock.
+    with holding(store_lock(uri), f"setting up the MLflow store {uri}"):
+        experiment = retry_locked(lambda: mlflow.get_experiment_by_name(params.experiment), "MLflow")
+        if experiment is not None:
+            experiment_id = experiment.experiment_id
+        else:
+            location = None
+            if is_local_store(uri):
+                location = (project / params.artifact_root).resolve().as_uri()
+            experiment_id = mlflow.create_experiment(params.experiment, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 

@@ -21,12 +21,34 @@ _IDX_DTYPES: dict[int, np.dtype] = {
 }
 
 
-def gunzip(blob: bytes, name: str) -> bytes:
-    """Decompress a gzip file, turning corrupt or truncated input into a DataError."""
+def gunzip(blob: bytes, name: str, max_bytes: int | None = None) -> bytes:
+    """Decompress a gzip file, turning corrupt or truncated input into a DataError.
+
+    With `max_bytes`, decompression streams and stops as soon as the output would exceed it (a
+    gzip bomb costs at most `max_bytes` of memory, not what it would inflate to).
+    """
+    if max_bytes is None:
+        try:
+            return gzip.decompress(blob)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(f"{name}: corrupt or truncated gzip data ({error})") from None
+    out = bytearray()
+    rest = blob
     try:
-        return gzip.decompress(blob)
-    except (OSError, EOFError, zlib.error) as error:
+        while rest:  # one gzip member after another, as gzip.decompress reads them
+            member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += member.decompress(rest, max_bytes + 1 - len(out))
+            if len(out) > max_bytes:
+                raise DataError(
+                    f"{name}: decompresses to more than {max_bytes} bytes, the size of its expected "
+                    "content; refused without decompressing the rest (corrupt or not this file)"
+                )
+            if not member.eof:
+                raise DataError(f"{name}: corrupt or truncated gzip data (no end of stream)")
+            rest = member.unused_data
+    except zlib.error as error:
         raise DataError(f"{name}: corrupt or truncated gzip data ({error})") from None
+    return bytes(out)
 
 
 def sha256_hex(blob: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class IdxFile:
     @property
     def magic(self) -> int:
         return magic_number(0x08, len(self.shape))
+
+    @property
+    def raw_size(self) -> int:
+        """Bytes of the decompressed IDX file: the header, then one byte per value."""
+        return 4 + 4 * len(self.shape) + math.prod(self.shape)
 
 
 # Checksums of the decompressed IDX content (the gzip bytes differ between mirrors).
@@ -73,7 +79,7 @@ class Mnist:
 
 def decode_file(spec: IdxFile, gz_blob: bytes) -> np.ndarray:
     """Decompress, verify and parse one file; any defect raises DataError naming the file."""
-    raw = gunzip(gz_blob, spec.filename)
+    raw = gunzip(gz_blob, spec.filename, max_bytes=spec.raw_size)
     verify_sha256(raw, spec.stem, spec.sha256)
     array = parse_idx(raw, spec.stem, expected_magic=spec.magic)
     if array.shape != spec.shape:

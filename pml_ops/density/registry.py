@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from pml_ops.config import (
@@ -23,6 +22,7 @@ from pml_ops.config import (
     Section,
     VaeParams,
     format_validation_error,
+    load_yaml,
 )
 from pml_ops.density.gmm import GMM
 from pml_ops.density.interface import DensityModel
@@ -84,11 +84,9 @@ def load_tuned(
     file = Path(path)
     model = section.removesuffix("_tuned")
     try:
-        raw = yaml.safe_load(file.read_text())
+        raw = load_yaml(file.read_text(), str(file))
     except FileNotFoundError:
         raise ConfigError(f"{file}: not found; run `pml-ops tune --model {model}` first") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: not valid YAML: {error}") from None
     if not isinstance(raw, dict) or section not in raw:
         raise ConfigError(f"{file}: no '{section}' section; run `pml-ops tune --model {model}` first")
     try:

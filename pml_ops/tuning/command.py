@@ -10,7 +10,7 @@ from typing import Any
 from pml_ops.config import Params
 from pml_ops.io import write_json
 from pml_ops.tuning.figures import draw_figures
-from pml_ops.tuning.report import summarize, write_best_params
+from pml_ops.tuning.report import promote_best, summarize
 from pml_ops.tuning.storage import resolve_storage
 from pml_ops.tuning.study import StudyPlan, run_study
 from pml_ops.tuning.task import TuningTask
@@ -25,6 +25,7 @@ class Overrides:
     workers: int | None = None
     storage: str | None = None
     study_name: str | None = None
+    promote: bool = False  # write the study's best even if it does not beat the recorded one
 
 
 def make_plan(params: Params, model: str, overrides: Overrides, project_dir: Path) -> StudyPlan:
@@ -43,14 +44,16 @@ def make_plan(params: Params, model: str, overrides: Overrides, project_dir: Pat
         seed=tuning.seed,
         pruner=tuning.pruner,
         max_epochs=tuning.trial.epochs,
+        heartbeat=tuning.heartbeat,
     )
 
 
 def tune(
     params: Params, task: TuningTask, overrides: Overrides, project_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Run (or continue) the model's study; write `<output_dir>/<model>/summary.json`, its
-    figures and the best-params file; log them to the study's MLflow run."""
+    """Run (or continue) the model's study; write `<output_dir>/<model>/summary.json` and its
+    figures, log them to the study's MLflow run, and promote the study's best to the best-params
+    file if it beats the recorded one (or `overrides.promote`)."""
     from mlflow.tracking import MlflowClient
 
     project = Path.cwd() if project_dir is None else project_dir
@@ -74,10 +77,24 @@ def tune(
     summary = summarize(study, plan.storage, budget)
     summary["figures_skipped"] = skipped
     summary["mlflow_study_run"] = run_id
-    best = None
+    promotion = None
     if summary["best"] is not None:
-        best = write_best_params(study, task, project / params.tuning.best_params_file)
-    summary["best_section"] = best
+        trial = params.tuning.trial
+        score_budget = {
+            "epochs": trial.epochs,
+            "train_size": trial.train_size,
+            "validation_size": trial.validation_size,
+        }
+        result = promote_best(
+            study, task, project / params.tuning.best_params_file, score_budget, force=overrides.promote
+        )
+        promotion = {
+            "promoted": result.promoted,
+            "best": result.best,
+            "recorded": result.recorded,
+            "reason": result.reason,
+        }
+    summary["promotion"] = promotion
     write_json(out_dir / "summary.json", summary)
 
     # Tags, not params: a continued study's run sees a new budget on every `tune` run.
@@ -94,3 +111,25 @@ def tune(
     client.log_artifact(run_id, str(out_dir / "summary.json"))
     client.set_terminated(run_id, "FINISHED")
     return summary
+
+
+def describe(summary: dict[str, Any], best_params_file: str) -> list[str]:
+    """The lines `tune` prints: the study's trials, its best, and whether it was promoted."""
+    states = ", ".join(f"{count} {state}" for state, count in summary["states"].items() if count)
+    lines = [f"study '{summary['study']}' on {summary['storage']}: {summary['trials']} trials ({states})"]
+    promotion = summary.get("promotion")
+    if promotion is None:
+        return [*lines, "no completed trial: nothing to promote"]
+    best, recorded = promotion["best"], promotion["recorded"]
+    lines.append(
+        f"best: trial {best['trial']} of study '{best['study']}', validation ELBO {best['val_elbo']:.3f}, "
+        f"params {summary['best']['params']}"
+    )
+    if recorded is not None and "val_elbo" in recorded:
+        lines.append(
+            f"recorded in {best_params_file}: validation ELBO {recorded['val_elbo']:.3f} "
+            f"(study '{recorded.get('study')}', trial {recorded.get('trial')})"
+        )
+    verdict = "promoted to" if promotion["promoted"] else "kept the recorded section of"
+    lines.append(f"{verdict} {best_params_file}: {promotion['reason']}")
+    return lines

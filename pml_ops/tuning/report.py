@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import optuna
 import yaml
 
-from pml_ops.errors import TuningError
+from pml_ops.config import load_yaml
+from pml_ops.errors import ConfigError, TuningError
 from pml_ops.io import atomic_path
 from pml_ops.tuning.storage import redact
-from pml_ops.tuning.task import FAIL_REASON, MLFLOW_RUN, PRUNE_REASON, TuningTask
+from pml_ops.tuning.task import FAIL_REASON, MLFLOW_RUN, NO_HEARTBEAT, PRUNE_REASON, TuningTask
 
 TrialState = optuna.trial.TrialState
 
@@ -24,6 +26,13 @@ def summarize(study: optuna.Study, storage: str, run: dict[str, Any]) -> dict[st
     for trial in trials:
         counts[trial.state.name.lower()] += 1
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    # A trial failed by a heartbeat check cannot carry a reason (it is finished before anyone
+    # could set one); its retry names it in Optuna's `retry_history`.
+    retries: dict[int, int] = {}
+    for trial in trials:
+        history = trial.system_attrs.get("retry_history", [])
+        if history:
+            retries[history[-1]] = trial.number
     best = None
     if complete:
         trial = study.best_trial
@@ -36,7 +45,8 @@ def summarize(study: optuna.Study, storage: str, run: dict[str, Any]) -> dict[st
         "states": counts,
         "best": best,
         "failed": [
-            {"number": t.number, "reason": t.user_attrs.get(FAIL_REASON, "unknown")}
+            {"number": t.number, "reason": t.user_attrs.get(FAIL_REASON, NO_HEARTBEAT)}
+            | ({"retried_as": retries[t.number]} if t.number in retries else {})
             for t in trials
             if t.state == TrialState.FAIL
         ],
@@ -54,27 +64,78 @@ def section_name(model: str) -> str:
     return f"{model}_tuned"
 
 
-def write_best_params(study: optuna.Study, task: TuningTask, path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write the best trial as `<model>_tuned` in the best-params file; keep other sections."""
+@dataclass(frozen=True)
+class Promotion:
+    """What `promote_best` decided: the study's best against the one recorded in the file."""
+
+    promoted: bool
+    best: dict[str, Any]  # the study's best trial: study, trial, val_elbo
+    recorded: dict[str, Any] | None  # the `source` of the section in the file before, if any
+    reason: str
+
+
+def _read_sections(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        return {}
+    try:
+        existing = load_yaml(file.read_text(), str(file))
+    except ConfigError as error:
+        raise TuningError(str(error)) from None
+    existing = existing or {}
+    if not isinstance(existing, dict):
+        raise TuningError(f"{file}: expected a mapping of sections")
+    return existing
+
+
+def promote_best(
+    study: optuna.Study,
+    task: TuningTask,
+    path: str | os.PathLike[str],
+    budget: dict[str, Any],
+    force: bool = False,
+) -> Promotion:
+    """Write the study's best trial as `<model>_tuned` in the best-params file (keeping other
+    sections) only if its validation ELBO beats the recorded one, or if `force`.
+
+    `budget` (epochs, images) is recorded with the source: scores from different budgets are
+    compared all the same, and the reason says so.
+    """
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise TuningError(f"study '{study.study_name}' has no completed trial: no best parameters")
     best = study.best_trial
     file = Path(path)
-    existing: dict[str, Any] = {}
-    if file.is_file():
-        existing = yaml.safe_load(file.read_text()) or {}
-        if not isinstance(existing, dict):
-            raise TuningError(f"{file}: expected a mapping of sections")
-    value = float(cast(float, best.value))  # a completed trial always has a value
-    section = {
-        **task.best_section(best.params),
-        "source": {"study": study.study_name, "trial": best.number, "val_elbo": value},
+    existing = _read_sections(file)
+    name = section_name(task.model)
+    source = {
+        "study": study.study_name,
+        "trial": best.number,
+        "val_elbo": float(cast(float, best.value)),
+        **budget,
     }
-    existing[section_name(task.model)] = section
-    header = (
-        "# Best architectures found by `pml-ops tune` (one `<model>_tuned` section per model).\n"
-        "# Written by the tuning run; commit it so `dvc repro` trains the tuned models from it.\n"
-    )
-    with atomic_path(file) as tmp:
-        tmp.write_text(header + yaml.safe_dump(existing, sort_keys=True))
-    return section
+    previous = existing.get(name)
+    recorded = previous.get("source") if isinstance(previous, dict) else None
+    recorded_value = recorded.get("val_elbo") if isinstance(recorded, dict) else None
+    if not isinstance(recorded_value, int | float):
+        promoted, reason = True, f"{file} had no scored '{name}' section"
+    elif float(cast(float, best.value)) > recorded_value:
+        promoted, reason = True, f"it beats the recorded {recorded_value:.3f}"
+    elif force:
+        promoted, reason = True, f"--promote, although the recorded {recorded_value:.3f} is at least as good"
+    else:
+        promoted, reason = (
+            False,
+            f"the recorded {recorded_value:.3f} is at least as good (--promote replaces it)",
+        )
+    if promoted and isinstance(recorded, dict):
+        differing = sorted(key for key in budget if key in recorded and recorded[key] != budget[key])
+        if differing:
+            reason += f"; note: scored with a different {', '.join(differing)} than the recorded one"
+    if promoted:
+        existing[name] = {**task.best_section(best.params), "source": source}
+        header = (
+            "# Best architectures found by `pml-ops tune` (one `<model>_tuned` section per model).\n"
+            "# Written by the tuning run; commit it so `dvc repro` trains the tuned models from it.\n"
+        )
+        with atomic_path(file) as tmp:
+            tmp.write_text(header + yaml.safe_dump(existing, sort_keys=True))
+    return Promotion(promoted, source, recorded if isinstance(recorded, dict) else None, reason)

@@ -5,28 +5,52 @@ own share with `study.optimize(n_trials=share)`), so the total is fixed however 
 interleave: no trial is lost or run twice. Workers on other machines run the same command
 against the same RDB storage and study name and add their own trials. The processes share
 nothing but the storage: each opens it, loads the study, and builds its own sampler and pruner.
+
+Faults: a worker process that dies is noticed by this command, which fails its unfinished trial,
+queues it to run again and starts a replacement for the rest of its share; a worker anywhere
+that stops sending heartbeats has its trial failed and queued again by the next worker that
+starts a trial (Optuna's heartbeat on the RDB storage).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import optuna
 
-from pml_ops.config import PrunerParams, TrackingParams
+from pml_ops.config import HeartbeatParams, PrunerParams, TrackingParams
 from pml_ops.errors import TrialError, TuningError
+from pml_ops.stage import die_with_parent, ignore_stops, install_stop_handlers, note_kept, stop_signal
 from pml_ops.tracking import configure, git_commit
 from pml_ops.tuning.pruners import build_pruner
 from pml_ops.tuning.storage import open_storage, redact
-from pml_ops.tuning.task import MlflowTarget, TrialRunner, TuningTask
+from pml_ops.tuning.task import (
+    FAIL_REASON,
+    STOPPED,
+    WORKER,
+    MlflowTarget,
+    StaleTrialCallback,
+    TrialRunner,
+    TuningTask,
+)
 
 DIRECTION: Literal["maximize"] = "maximize"  # the validation ELBO
 STUDY_RUN = "mlflow_run_id"  # study user attr: the MLflow run the trials nest under
+WORKER_GONE = "its worker process ended"  # fail reason of a trial whose local worker died
+STOP_WAIT_S = 30.0  # after a stop, how long workers get to record their trials
+TrialState = optuna.trial.TrialState
 
 
 @dataclass(frozen=True)
@@ -41,6 +65,7 @@ class StudyPlan:
     seed: int
     pruner: PrunerParams
     max_epochs: int
+    heartbeat: HeartbeatParams
 
 
 @dataclass(frozen=True)
@@ -50,6 +75,7 @@ class WorkerJob:
     target: MlflowTarget
     trials: int
     seed: int
+    timeout_s: float | None
 
 
 def split_trials(total: int, workers: int) -> list[int]:
@@ -69,7 +95,7 @@ def run_worker(job: WorkerJob) -> int:
     plan = job.plan
     study = optuna.load_study(
         study_name=plan.study_name,
-        storage=open_storage(plan.storage),
+        storage=open_storage(plan.storage, plan.heartbeat, job.target.uri),
         sampler=optuna.samplers.TPESampler(seed=job.seed),
         pruner=build_pruner(plan.pruner, plan.max_epochs),
     )
@@ -79,17 +105,166 @@ def run_worker(job: WorkerJob) -> int:
     study.optimize(
         runner,
         n_trials=job.trials,
-        timeout=plan.timeout_s,
+        timeout=job.timeout_s,
         catch=(*job.task.failures, TrialError),
     )
     return len(study.get_trials(deepcopy=False)) - before
 
 
-def open_study(plan: StudyPlan) -> optuna.Study:
+def _worker_main(job: WorkerJob, results: Connection) -> None:
+    """A worker process: run its share, then report ("done", n), ("stopped", signal) or
+    ("error", message). It dies with the `tune` process that started it."""
+    die_with_parent()
+    install_stop_handlers()
+    try:
+        results.send(("done", run_worker(job)))
+    except KeyboardInterrupt as error:  # SIGINT or SIGTERM: the trial is already recorded
+        ignore_stops()
+        results.send(("stopped", stop_signal(error)))
+    except BaseException as error:
+        ignore_stops()
+        traceback.print_exc()
+        results.send(("error", "".join(traceback.format_exception_only(error)).strip()))
+
+
+@dataclass
+class _Worker:
+    index: int
+    job: WorkerJob
+    process: multiprocessing.process.BaseProcess
+    results: Connection
+    restarts: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{socket.gethostname()}:{self.process.pid}"
+
+
+def _exit_description(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
+
+
+def fail_trials_of(study: optuna.Study, worker: str, reason: str, callback: StaleTrialCallback) -> list[int]:
+    """Fail the trials `worker` left unfinished (still RUNNING, or stopped by a signal) and hand
+    each to `callback` (MLflow run KILLED, retry queued); return their numbers."""
+    storage = study._storage
+    failed = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get(WORKER) != worker:
+            continue
+        if trial.state == TrialState.RUNNING:
+            try:
+                storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished (or failed by a heartbeat check) meanwhile
+        elif not (
+            trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON, "").startswith(STOPPED)
+        ):
+            continue
+        callback(study, storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
+def _finished_by(study: optuna.Study, worker: str) -> int:
+    """Trials `worker` finished for good (complete, pruned, or failed for a reason of their own)."""
+    count = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get(WORKER) != worker or not trial.state.is_finished():
+            continue
+        interrupted = trial.state == TrialState.FAIL and (
+            trial.user_attrs.get(FAIL_REASON, "").startswith(STOPPED)
+            or trial.user_attrs.get(FAIL_REASON, "").startswith(WORKER_GONE)
+        )
+        count += not interrupted
+    return count
+
+
+class _Supervisor:
+    """Worker processes that share nothing but the storage. One that dies (kill -9, out of
+    memory) leaves the others running: its unfinished trial is failed and queued again, and a
+    replacement runs the rest of its share (at most `heartbeat.worker_restarts` times)."""
+
+    def __init__(self, plan: StudyPlan, study: optuna.Study, jobs: list[WorkerJob]) -> None:
+        self.plan = plan
+        self.study = study
+        self.context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
+        self.deadline = None if plan.timeout_s is None else time.monotonic() + plan.timeout_s
+        self.callback = StaleTrialCallback(plan.heartbeat.max_retry, jobs[0].target.uri)
+        self.workers = [self._start(index, job) for index, job in enumerate(jobs)]
+
+    def _start(self, index: int, job: WorkerJob, restarts: int = 0) -> _Worker:
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_worker_main, args=(job, send), name=f"tune-worker-{index}")
+        process.start()
+        send.close()
+        return _Worker(index, job, process, receive, restarts)
+
+    def run(self) -> None:
+        while self.workers:
+            sentinels: dict[Any, _Worker] = {worker.process.sentinel: worker for worker in self.workers}
+            for sentinel in multiprocessing.connection.wait(list(sentinels)):
+                self._finished(sentinels[sentinel])
+
+    def _finished(self, worker: _Worker) -> None:
+        worker.process.join()
+        self.workers.remove(worker)
+        try:
+            message = worker.results.recv() if worker.results.poll() else None
+        except EOFError:  # the worker died before reporting (poll() is true at end of file)
+            message = None
+        if message is not None and message[0] == "done":
+            return
+        if message is not None and message[0] == "error":
+            self.stop()
+            raise TuningError(f"tuning worker {worker.index} failed: {message[1]}")
+        how = _exit_description(worker.process.exitcode)
+        if message is not None and message[0] == "stopped":
+            how = f"stopped by {signal.Signals(message[1]).name}"
+        reason = f"{WORKER_GONE} ({how})"
+        failed = fail_trials_of(self.study, worker.id, reason, self.callback)
+        remaining = worker.job.trials - _finished_by(self.study, worker.id)
+        timeout = None if self.deadline is None else self.deadline - time.monotonic()
+        note = f"tune: worker {worker.index} (pid {worker.process.pid}) {how}"
+        if failed:
+            note += f"; its trial(s) {failed} failed and queued to run again"
+        if remaining <= 0 or (timeout is not None and timeout <= 0):
+            print(note, file=sys.stderr)
+            return
+        if worker.restarts >= self.plan.heartbeat.worker_restarts:
+            self.stop()
+            raise TuningError(
+                f"{note}; it died {worker.restarts + 1} times, more than "
+                f"tuning.heartbeat.worker_restarts={self.plan.heartbeat.worker_restarts}"
+            )
+        print(f"{note}; a new worker runs its {remaining} remaining trial(s)", file=sys.stderr)
+        job = replace(worker.job, trials=remaining, timeout_s=timeout, seed=worker.job.seed + 1)
+        self.workers.append(self._start(worker.index, job, worker.restarts + 1))
+
+    def stop(self) -> None:
+        """SIGTERM every worker (each records its trial as stopped and its run as KILLED), then
+        kill those still there after `STOP_WAIT_S` and fail what they left."""
+        for worker in self.workers:
+            if worker.process.is_alive() and worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+                fail_trials_of(self.study, worker.id, f"{WORKER_GONE} (killed after a stop)", self.callback)
+        self.workers = []
+
+
+def open_study(plan: StudyPlan, mlflow_uri: str | None = None) -> optuna.Study:
     """Create the study, or load it if it exists (running again continues it)."""
     study = optuna.create_study(
         study_name=plan.study_name,
-        storage=open_storage(plan.storage),
+        storage=open_storage(plan.storage, plan.heartbeat, mlflow_uri),
         direction=DIRECTION,
         load_if_exists=True,
     )
@@ -133,29 +308,43 @@ def run_study(
 ) -> tuple[optuna.Study, str]:
     """Add `plan.trials` trials to the study with `plan.workers` processes.
 
-    Returns the study (reloaded, with every worker's trials) and its MLflow run id.
+    Returns the study (reloaded, with every worker's trials) and its MLflow run id. Stopped by
+    SIGINT or SIGTERM, it stops its workers, ends the study's run as KILLED and re-raises.
     """
     import mlflow
+    from mlflow.tracking import MlflowClient
 
-    study = open_study(plan)
     experiment_id = configure(tracking, project_dir)
+    uri = mlflow.get_tracking_uri()
+    study = open_study(plan, uri)
     parent = study_run(study, plan, task, experiment_id)
-    target = MlflowTarget(mlflow.get_tracking_uri(), experiment_id, parent)
+    target = MlflowTarget(uri, experiment_id, parent)
     before = len(study.get_trials(deepcopy=False))
     jobs = [
-        WorkerJob(plan, task, target, share, worker_seed(plan.seed, before, index))
+        WorkerJob(plan, task, target, share, worker_seed(plan.seed, before, index), plan.timeout_s)
         for index, share in enumerate(split_trials(plan.trials, plan.workers))
     ]
+    supervisor = None
     try:
         if len(jobs) == 1:
             run_worker(jobs[0])
         else:
-            context = multiprocessing.get_context("spawn")  # no forked torch/SQLAlchemy state
-            with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
-                list(pool.map(run_worker, jobs))
-    except BaseException:
-        from mlflow.tracking import MlflowClient
-
-        MlflowClient().set_terminated(parent, "FAILED")
+            supervisor = _Supervisor(plan, study, jobs)
+            supervisor.run()
+    except BaseException as error:
+        signum = stop_signal(error)
+        if signum is not None:
+            ignore_stops()
+        if supervisor is not None:
+            supervisor.stop()
+        client = MlflowClient(uri)
+        if signum is not None:
+            client.set_tag(parent, "pml_ops.stopped_by", signal.Signals(signum).name)
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            note_kept(
+                f"{len(complete)} complete trial(s) of study '{plan.study_name}' in {redact(plan.storage)}"
+                f" (the same command continues it); MLflow run {parent} (KILLED)"
+            )
+        client.set_terminated(parent, "KILLED" if signum is not None else "FAILED")
         raise
     return optuna.load_study(study_name=plan.study_name, storage=open_storage(plan.storage)), parent

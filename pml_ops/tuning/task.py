@@ -9,8 +9,10 @@ with its reason, so the study goes on.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import signal
 import socket
 import traceback
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 import optuna
 
 from pml_ops.errors import TrialError
+from pml_ops.stage import check_stop, ignore_stops, stop_signal
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch (1-based) with that epoch's validation ELBO."""
@@ -31,6 +34,45 @@ OBJECTIVE = "val_elbo"  # the metric name, per epoch and final
 FAIL_REASON = "fail_reason"
 PRUNE_REASON = "prune_reason"
 MLFLOW_RUN = "mlflow_run_id"
+WORKER = "worker"  # host:pid of the process running the trial
+STOPPED = "stopped by"  # how the fail reason of a trial interrupted by a signal begins
+NO_HEARTBEAT = "its worker stopped sending heartbeats (killed or lost)"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def end_trial_run(mlflow_uri: str, run_id: str, reason: str) -> None:
+    """End the MLflow run of a trial whose worker is gone as KILLED, with the reason."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return
+    client.set_tag(run_id, "optuna.state", "FAIL")
+    client.set_tag(run_id, f"optuna.{FAIL_REASON}", reason[:5000])
+    client.set_terminated(run_id, "KILLED")
+
+
+@dataclass(frozen=True)
+class StaleTrialCallback:
+    """Called for a trial failed because its worker is gone (no heartbeat, or found dead by the
+    `tune` process that started it): end its MLflow run as KILLED and queue the same params
+    again with Optuna's `RetryHeartbeatStaleTrialCallback` (at most `max_retry` times)."""
+
+    max_retry: int
+    mlflow_uri: str | None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get(MLFLOW_RUN)
+        if run_id and self.mlflow_uri:
+            end_trial_run(self.mlflow_uri, run_id, trial.user_attrs.get(FAIL_REASON, NO_HEARTBEAT))
+        retry = copy.deepcopy(trial)  # the retry is a new trial: it gets its own run and worker
+        retry.user_attrs = {
+            k: v for k, v in trial.user_attrs.items() if k not in (MLFLOW_RUN, WORKER, FAIL_REASON)
+        }
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(study, retry)
 
 
 class TuningTask(Protocol):
@@ -78,6 +120,7 @@ class TrialRunner:
     def __call__(self, trial: optuna.Trial) -> float:
         import mlflow
 
+        trial.set_user_attr(WORKER, worker_id())
         params = self.task.sample(trial)
         mlflow.set_tracking_uri(self.target.uri)
         run = mlflow.start_run(
@@ -90,12 +133,13 @@ class TrialRunner:
                 "pml_ops.model": self.task.model,
                 "optuna.study": trial.study.study_name,
                 "optuna.trial": str(trial.number),
-                "pml_ops.worker": f"{socket.gethostname()}:{os.getpid()}",
+                "pml_ops.worker": worker_id(),
             },
         )
         trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
 
         def on_epoch(epoch: int, value: float) -> None:
+            check_stop()
             value = _check_finite(value, f"after epoch {epoch}")
             mlflow.log_metric(OBJECTIVE, value, step=epoch)
             trial.report(value, step=epoch)
@@ -113,9 +157,16 @@ class TrialRunner:
             reason = f"{type(failure).__name__}: {failure}"
             self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
             raise
-        except BaseException as error:  # a bug or an interrupt: record it, then stop the study
-            reason = "".join(traceback.format_exception_only(error)).strip()
-            self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
+        except BaseException as error:  # a bug or a stop signal: record it, then stop the worker
+            signum = stop_signal(error)
+            if signum is not None:
+                ignore_stops()
+                # Optuna logs a failed trial with its traceback; a stop is reported in one line.
+                optuna.logging.set_verbosity(optuna.logging.ERROR)
+                self._end(trial, "FAIL", "KILLED", FAIL_REASON, f"{STOPPED} {signal.Signals(signum).name}")
+            else:
+                reason = "".join(traceback.format_exception_only(error)).strip()
+                self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
             raise
         mlflow.log_metric("value", value)
         mlflow.set_tag("optuna.state", "COMPLETE")

@@ -1,0 +1,174 @@
+"""Faults: SIGTERM or SIGINT on a running stage, and `dvc repro` killed under a running stage.
+
+A stopped stage ends its MLflow run as KILLED, prints one line saying what it kept and exits
+143 (SIGTERM) or 130 (SIGINT) without a traceback. A stage whose DVC dies (SIGKILL, so DVC cannot
+pass anything on) gets SIGTERM from the kernel, directly or through the shell DVC started it in,
+and writes nothing afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO_ROOT
+from tests.faults.conftest import fault_params
+
+STAGE = [sys.executable, "-m", "tests.faults.fault_helpers", "stage"]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PML_OPS_PROGRESS": "0", "PML_OPS_RUN_GROUP": "stops"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def _started(process: subprocess.Popen) -> tuple[int, str]:
+    """Read the stage's 'pid P run R' line."""
+    line = process.stdout.readline()
+    match = re.fullmatch(r"pid (\d+) run (\w+)\n", line)
+    assert match, (
+        f"unexpected stage output {line!r}; stderr: {process.stderr.read() if process.poll() else ''}"
+    )
+    return int(match[1]), match[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return status != "Z"  # a zombie has exited
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_stopped_stage_ends_its_run_killed_and_says_what_it_kept(tmp_path, signum, code):
+    params_file = fault_params(tmp_path, "sqlite:///unused.db")
+    output = tmp_path / "output.txt"
+    process = subprocess.Popen(
+        [*STAGE, str(params_file), str(output), "60"],
+        cwd=REPO_ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, run_id = _started(process)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code
+    assert "Traceback" not in err
+    checkpoint = tmp_path / "checkpoints" / "sleeper.pt"
+    expected = (
+        f"pml-ops: stopped by {signum.name}; kept: MLflow run {run_id} (KILLED); checkpoint {checkpoint}"
+    )
+    lines = err.strip().splitlines()  # MLflow's own log lines about creating its store come first
+    assert lines[-1] == expected and sum(line.startswith("pml-ops:") for line in lines) == 1
+    assert not output.exists()
+    tracking = yaml.safe_load(params_file.read_text())["tracking"]["uri"]
+    run = MlflowClient(tracking).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["pml_ops.stopped_by"] == signum.name
+
+
+@pytest.mark.parametrize("through_shell", [False, True], ids=["direct", "through-a-shell"])
+def test_stage_dies_with_a_killed_dvc_and_writes_nothing_after(tmp_path, through_shell):
+    params_file = fault_params(tmp_path, "sqlite:///unused.db")
+    output = tmp_path / "output.txt"
+    stage = [*STAGE, str(params_file), str(output), "5"]
+    if through_shell:  # as DVC runs a stage: `$SHELL -c CMD`; `; true` keeps the shell waiting
+        stage = ["bash", "-c", " ".join(stage) + "; true"]
+    # A stand-in for `dvc repro`: starts the stage and waits for it, and is killed with SIGKILL.
+    dvc = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])", *stage],
+        cwd=REPO_ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pid, run_id = _started(dvc)
+        dvc.kill()
+        dvc.wait()
+        deadline = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), "the stage outlived the DVC that started it"
+        time.sleep(6)  # past the moment the stage would have written its output
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert not output.exists()
+    tracking = yaml.safe_load(params_file.read_text())["tracking"]["uri"]
+    run = MlflowClient(tracking).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["pml_ops.stopped_by"] == "SIGTERM"
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.e2e
+def test_real_dvc_killed_mid_stage_takes_the_stage_with_it(temp_clone, stage_env, mnist_mirror):
+    """`dvc repro prepare` killed with SIGKILL (DVC alone, not its group) while the stage
+    downloads from a slow mirror: the stage stops too and never writes data/mnist.npz."""
+    from pml_ops.data.mnist import MIRROR_ENV
+    from tests.test_interrupt_e2e import SlowMirror
+
+    with SlowMirror(mnist_mirror) as mirror:
+        threading.Thread(target=mirror.serve_forever, daemon=True).start()
+        env = {**stage_env, MIRROR_ENV: mirror.url}
+        dvc = subprocess.Popen(
+            ["dvc", "repro", "prepare"],
+            cwd=temp_clone,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while mirror.bytes_sent < 256 * 1024 and time.monotonic() < deadline and dvc.poll() is None:
+                time.sleep(0.05)
+            assert mirror.bytes_sent >= 256 * 1024, "the stage never started downloading"
+            dvc.kill()
+            dvc.wait()
+            deadline = time.monotonic() + 20
+            while _group_members(dvc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            survivors = _group_members(dvc.pid)
+            sent = mirror.bytes_sent
+            time.sleep(2)
+            assert mirror.bytes_sent == sent, "something is still downloading"
+        finally:
+            for pid in _group_members(dvc.pid):
+                os.kill(pid, signal.SIGKILL)
+            mirror.shutdown()
+    assert survivors == [], "the stage outlived the DVC that started it"
+    assert not (temp_clone / "data" / "mnist.npz").exists()
