@@ -16,7 +16,6 @@ the sampler changes, not the target: the draws are NUTS draws from the current p
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Literal
 import numpy as np
 
 from pml_ops.gp.model import HYPERPARAMETERS, GPModel, log_joint_and_grad
+from pml_ops.resources import usable_cpus
 
 LogDensity = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -75,7 +75,7 @@ def resolve_processes(parallel_chains: int | Literal["auto"], num_chains: int) -
     """'auto' -> one process per chain up to the cores this process may use; 1 means in this
     process."""
     if parallel_chains == "auto":
-        return max(1, min(num_chains, len(os.sched_getaffinity(0))))
+        return max(1, min(num_chains, usable_cpus()))
     return max(1, min(num_chains, parallel_chains))
 
 
