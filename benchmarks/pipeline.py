@@ -5,11 +5,12 @@ of the stage's whole process tree, peak thread count, and the load average aroun
                                   [--out benchmarks/pipeline.json] [--markdown benchmarks/pipeline.md]
 
 The clone is `git clone` of this repository's HEAD (committed files only) in a temporary
-directory, run with this virtual environment and $PML_OPS_MNIST_MIRROR. Stages run one at a time
-in DVC's order (`dvc repro --single-item STAGE`, so a stage's time includes DVC's own start-up,
-about a second); psutil samples the stage's process tree every --interval seconds: peak RSS is
-the largest sum of RSS over the tree at one sample (so short-lived peaks between samples can be
-missed), threads the largest sum of thread counts. The full default run takes about 40 minutes
+directory, run with this virtual environment and $PML_OPS_MNIST_MIRROR. One `dvc repro` runs
+every stage; a stage's wall time runs from DVC's "Running stage" line to the next (so DVC's
+hashing and lock-file writing after a stage count towards it). psutil samples the stage's
+process tree (DVC's descendants) every --interval seconds: peak RSS is the largest sum of RSS
+over the tree at one sample (a peak shorter than the interval can be missed), threads the
+largest sum of thread counts. The full default run takes about 40 minutes
 on 2 cores today; `--profile smoke` (profiles/smoke.yaml) runs every stage in a couple.
 """
 
@@ -35,17 +36,15 @@ from pml_ops.profiles import apply_profile, load_profile
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _tree(process: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def sample_tree(process: psutil.Process) -> tuple[int, int]:
-    """(RSS bytes, threads) summed over the process and all its descendants now."""
+def sample_stage_tree(dvc: psutil.Process) -> tuple[int, int]:
+    """(RSS bytes, threads) summed over DVC's descendants now: the running stage's command and
+    everything it started (DVC's own process is not counted)."""
     rss = threads = 0
-    for member in _tree(process):
+    try:
+        members = dvc.children(recursive=True)
+    except psutil.Error:
+        return 0, 0
+    for member in members:
         try:
             with member.oneshot():
                 rss += member.memory_info().rss
@@ -55,42 +54,59 @@ def sample_tree(process: psutil.Process) -> tuple[int, int]:
     return rss, threads
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str], interval: float) -> dict:
-    """Run `cmd`, sampling its process tree until it exits; raise if it fails."""
-    load_before = os.getloadavg()
+def run_pipeline(clone: Path, env: dict[str, str], interval: float) -> tuple[dict[str, dict], float]:
+    """`dvc repro` in `clone`, sampling the stage process tree every `interval` s. A stage runs
+    from its "Running stage" line to the next one (or the end). Raises if the run fails."""
     began = time.perf_counter()
-    child = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    dvc = subprocess.Popen(
+        ["dvc", "repro"], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    process = psutil.Process(child.pid)
-    peak_rss = peak_threads = samples = 0
+    process = psutil.Process(dvc.pid)
+    stages: dict[str, dict] = {}
+    current: list[str] = []
     output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(child.stdout or []), daemon=True)
+
+    def read() -> None:
+        for line in dvc.stdout or []:
+            output.append(line)
+            found = re.match(r"Running stage '([^']+)'", line)
+            if found:
+                now = time.perf_counter()
+                if current:
+                    _finish(stages[current[-1]], now)
+                current.append(found.group(1))
+                stages[found.group(1)] = {
+                    "started_s": now - began,
+                    "_start": now,
+                    "peak_rss_mib": 0.0,
+                    "peak_threads": 0,
+                    "samples": 0,
+                    "load_average_before": os.getloadavg(),
+                }
+                print(line.rstrip(), flush=True)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    while child.poll() is None:
-        rss, threads = sample_tree(process)
-        peak_rss, peak_threads, samples = max(peak_rss, rss), max(peak_threads, threads), samples + 1
+    while dvc.poll() is None:
+        rss, threads = sample_stage_tree(process)
+        if current:
+            row = stages[current[-1]]
+            row["peak_rss_mib"] = max(row["peak_rss_mib"], rss / 2**20)
+            row["peak_threads"] = max(row["peak_threads"], threads)
+            row["samples"] += 1
         time.sleep(interval)
     reader.join()
-    wall = time.perf_counter() - began
-    if child.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({child.returncode}):\n{''.join(output)[-4000:]}")
-    return {
-        "wall_s": wall,
-        "peak_rss_mib": peak_rss / 2**20,
-        "peak_threads": peak_threads,
-        "samples": samples,
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-    }
+    end = time.perf_counter()
+    if current:
+        _finish(stages[current[-1]], end)
+    if dvc.returncode != 0:
+        raise RuntimeError(f"dvc repro failed ({dvc.returncode}):\n{''.join(output)[-4000:]}")
+    return stages, end - began
 
 
-def stage_order(clone: Path, env: dict[str, str]) -> list[str]:
-    """The stages `dvc repro` would run, in its order (from a dry run)."""
-    dry = subprocess.run(
-        ["dvc", "repro", "--dry"], cwd=clone, env=env, capture_output=True, text=True, check=True
-    )
-    return re.findall(r"Running stage '([^']+)'", dry.stdout)
+def _finish(row: dict, now_s: float) -> None:
+    row["wall_s"] = now_s - row.pop("_start")
+    row["load_average_after"] = os.getloadavg()
 
 
 def fresh_clone(destination: Path, params: dict | None) -> Path:
@@ -147,12 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     env["PML_OPS_PROGRESS"] = "0"
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         clone = fresh_clone(Path(tmp) / "clone", params)
-        stages: dict[str, dict] = {}
-        began = time.perf_counter()
-        for stage in stage_order(clone, env):
-            stages[stage] = run_measured(["dvc", "repro", "--single-item", stage], clone, env, args.interval)
-            print(f"{stage}: {json.dumps(stages[stage])}", flush=True)
-        total = time.perf_counter() - began
+        stages, total = run_pipeline(clone, env, args.interval)
     result = {
         "overrides": overrides,
         "machine": {
