@@ -76,12 +76,15 @@ def test_warm_start_recovers_the_quadrature_posterior_and_keeps_the_mass_matrix(
     assert draws_l.mean() == pytest.approx(mean_l, abs=4 * sd_l / np.sqrt(150))
     assert draws_l.std() == pytest.approx(sd_l, rel=0.25)
 
-    # no warm-up: no adaptation, so the step size and metric handed in are the ones used
-    metric = np.array([0.3, 0.7])
-    handed = type(cold.adaptation)(cold.adaptation.last, (0.123,), (metric,))
+    # no warm-up: no adaptation, so the step size handed in is the one used; the metric handed
+    # on is the Stan-regularised variance of this run's own (log-scale) draws
+    handed = type(cold.adaptation)(cold.adaptation.last, (0.123,), (np.array([0.3, 0.7]),))
     fixed = sample_posterior(model, NUTSSettings(1, 0, 5, 4, 1, 0.8, 8, False, 2.0), warm_start=handed)
-    np.testing.assert_allclose(fixed.adaptation.inverse_mass_matrix[0], metric)
     assert fixed.adaptation.step_size == (0.123,)
+    logs = np.log(np.stack([fixed.flat("variance"), fixed.flat("lengthscale")], axis=1))
+    np.testing.assert_allclose(
+        fixed.adaptation.inverse_mass_matrix[0], 5 / 10 * logs.var(0, ddof=1) + 1e-3 * 5 / 10
+    )
     with pytest.raises(ValueError, match="chains"):
         sample_posterior(model, NUTSSettings(2, 0, 5, 4, 1, 0.8, 8, False, 2.0), warm_start=handed)
 

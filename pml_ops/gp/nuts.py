@@ -9,9 +9,10 @@ leapfrog step around it. The sampler below does the same algorithm as Stan and P
 against Pyro's draws and against a quadrature posterior) at the cost of the potential.
 
 A run can be warm-started from an earlier run's `Adaptation` (the BO loop refits after every new
-point): each chain then starts at that run's last state, from its adapted step size and inverse
-mass matrix, and still adapts both during its (shorter) warm-up. Only the starting point of
-the sampler changes, not the target: the draws are NUTS draws from the current posterior."""
+point): each chain then starts at that run's last state with the metric estimated from that
+run's draws, and its (shorter) warm-up re-tunes the step size from the previous one by dual
+averaging over all its steps. Only the starting point and the metric change, not the target:
+the draws are NUTS draws from the current posterior."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ class NUTSSettings:
 
 @dataclass(frozen=True)
 class Adaptation:
-    """Where each chain ended: last unconstrained state (chains, 2), adapted step size per
-    chain, adapted inverse mass matrix per chain ((2,) diagonal or (2, 2) dense)."""
+    """What a warm start needs from a run, per chain: the last unconstrained state (chains, 2),
+    the step size sampling used, and an inverse mass matrix ((2,) diagonal or (2, 2) dense)
+    estimated from the run's draws (Stan-regularised; more draws than any warm-up window)."""
 
     last: np.ndarray
     step_size: tuple[float, ...]
@@ -307,10 +309,12 @@ def run_chain(
     full_mass: bool = False,
     step_size: float | None = None,
     inverse_mass: np.ndarray | None = None,
+    adapt_mass: bool = True,
 ) -> ChainResult:
     """Warm-up (adapting step size and metric on Stan's schedule), then `num_samples` draws at
     the adapted settings. `step_size` and `inverse_mass` seed the adaptation (warm start);
-    without warm-up they are used as given."""
+    without warm-up they are used as given. With `adapt_mass=False` the metric stays
+    `inverse_mass` and the whole warm-up tunes the step size (one dual-averaging window)."""
     dim = len(start)
     q = np.asarray(start, dtype=float)
     log_density_q, grad = log_density(q)
@@ -322,14 +326,14 @@ def run_chain(
     if warmup_steps:
         sampler.find_reasonable_step_size(q, log_density_q, grad)
         averaging = _DualAveraging(sampler.step_size, target_accept_prob)
-        windows = adaptation_windows(warmup_steps)
-        slow = {end: start for start, end in windows[1:-1]}
+        windows = adaptation_windows(warmup_steps) if adapt_mass else [(0, warmup_steps)]
+        slow = {end: begin for begin, end in windows[1:-1]}  # metric windows, by their end
         window_draws: list[np.ndarray] = []
         for step in range(warmup_steps):
             point, accept, _ = sampler.transition(q, log_density_q, grad)
             q, log_density_q, grad = point.q, point.log_density, point.grad
             sampler.step_size = averaging.update(accept)
-            if any(start <= step < end for end, start in slow.items()):
+            if any(begin <= step < end for end, begin in slow.items()):
                 window_draws.append(q)
             if step + 1 in slow:  # end of a slow window: new metric, restart step size
                 sampler.set_inverse_mass(_regularised_covariance(np.array(window_draws), full_mass))
@@ -354,6 +358,7 @@ def _run_gp_chain(
     step_size: float | None,
     inverse_mass: np.ndarray | None,
 ) -> ChainResult:
+    """A warm start (`inverse_mass` given) keeps that metric and tunes only the step size."""
     return run_chain(
         lambda u: log_joint_and_grad(model, u),
         start,
@@ -365,6 +370,7 @@ def _run_gp_chain(
         settings.full_mass,
         step_size,
         inverse_mass,
+        adapt_mass=inverse_mass is None,
     )
 
 
@@ -405,7 +411,7 @@ def sample_posterior(
     adaptation = Adaptation(
         last=np.stack([r.last for r in results]),
         step_size=tuple(r.step_size for r in results),
-        inverse_mass_matrix=tuple(r.inverse_mass for r in results),
+        inverse_mass_matrix=tuple(_regularised_covariance(r.draws, settings.full_mass) for r in results),
     )
     return Posterior(
         samples,
