@@ -64,7 +64,7 @@ class NUTSParams(Section):
     warmup_steps: NonNegativeInt
     num_samples: PositiveInt
     seed: NonNegativeInt
-    # processes for the chains: 'auto' = min(num_chains, os.cpu_count()); 1 = in-process
+    # processes for the chains: 'auto' = min(num_chains, usable cores); 1 = in-process
     parallel_chains: Literal["auto"] | PositiveInt
     target_accept_prob: Probability
     max_tree_depth: PositiveInt
