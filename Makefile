@@ -16,9 +16,10 @@ run: install
 test: install
 	$(WITH_VENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## The smoke pipeline CI runs (the stage list lives in scripts/smoke.sh).
+## The whole pipeline at the smoke profile (profiles/smoke.yaml) as a DVC experiment: the
+## workspace does not change (scripts/smoke.sh --temp; CI and images run it in place).
 smoke: install
-	$(WITH_VENV) bash scripts/smoke.sh
+	$(WITH_VENV) bash scripts/smoke.sh --temp
 
 ## Static checks.
 lint: lint-python lint-containers

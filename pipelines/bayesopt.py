@@ -13,6 +13,7 @@ from pml_ops.bayesopt.loop import minimise
 from pml_ops.config import Params, flatten
 from pml_ops.gp.objective import Expression, grid_minimum
 from pml_ops.io import write_json
+from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
 
@@ -50,7 +51,7 @@ def bayesopt_stage(params: Params) -> None:
         "gap": float(best[-1] - f_min),
         "success": bool(best[-1] - f_min <= cfg.success_tolerance),
         "divergences": int(sum(result.divergences)),
-        "wall_time_s": time.perf_counter() - began,
+        **resource_metrics(began),
     }
     write_json(cfg.outputs.metrics, metrics)
 

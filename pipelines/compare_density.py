@@ -10,6 +10,7 @@ from pml_ops.config import Params
 from pml_ops.density import registry
 from pml_ops.density.evaluation import comparison_markdown, comparison_rows
 from pml_ops.io import atomic_path, write_json
+from pml_ops.resources import resource_metrics
 from pml_ops.stage import run_stage
 
 TABLE_MD = Path("reports/density_comparison.md")
@@ -26,7 +27,7 @@ def compare(params: Params) -> None:
         tmp.write_text("# Density models on MNIST: test-set comparison\n\n" + comparison_markdown(rows))
     write_json(
         metrics / "density_comparison.json",
-        {"models": {row["model"]: row for row in rows}, "wall_time_s": time.perf_counter() - start},
+        {"models": {row["model"]: row for row in rows}, **resource_metrics(start)},
     )
     print(f"compare_density: wrote {TABLE_MD} and {metrics / 'density_comparison.json'}")
 

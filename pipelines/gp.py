@@ -14,6 +14,7 @@ from pml_ops.gp.nuts import sample_posterior
 from pml_ops.gp.objective import Expression
 from pml_ops.gp.predict import summarize_predictive
 from pml_ops.io import write_json
+from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
 
@@ -60,7 +61,7 @@ def gp_stage(params: Params) -> None:
         summary.star_draws, cfg.predictive.x_star, true_star, figures / "predictive_x_star.png"
     )
 
-    metrics["wall_time_s"] = time.perf_counter() - began
+    metrics.update(resource_metrics(began))
     write_json(cfg.outputs.metrics, metrics)
 
     with stage_run(params, "gp", {"stage": "gp"}):

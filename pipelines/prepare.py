@@ -7,6 +7,7 @@ import numpy as np
 from pml_ops.config import Params
 from pml_ops.data.mnist import FILES, fetch_mnist, mirror_list, save_mnist
 from pml_ops.io import write_json
+from pml_ops.resources import resource_metrics
 from pml_ops.stage import run_stage
 
 
@@ -23,7 +24,7 @@ def prepare(params: Params) -> None:
             "train_label_counts": np.bincount(data.y_train, minlength=10).tolist(),
             "test_label_counts": np.bincount(data.y_test, minlength=10).tolist(),
             "sha256": {spec.stem: spec.sha256 for spec in FILES.values()},
-            "wall_time_s": time.perf_counter() - began,
+            **resource_metrics(began),
         },
     )
     print(f"prepare: wrote {params.data.path} ({len(data.y_train)} train, {len(data.y_test)} test)")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pml_ops.config import Params
+from pml_ops.io import write_json
 from pml_ops.report import write_report
 from pml_ops.report.study import build_study_report
+from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
 
@@ -14,6 +17,7 @@ from pml_ops.stage import run_stage
 def report(params: Params) -> None:
     import mlflow
 
+    began = time.perf_counter()
     root = Path.cwd()
     spec = build_study_report(params, root)
     html, markdown = Path(params.report.html), Path(params.report.markdown)
@@ -24,6 +28,7 @@ def report(params: Params) -> None:
         mlflow.log_metrics(
             {f"stage_wall_time_s/{k.replace('@', '_')}": v for k, v in spec.stage_times.items()}
         )
+    write_json(params.report.metrics, resource_metrics(began))
     print(f"report: wrote {html} and {markdown}")
 
 

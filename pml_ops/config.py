@@ -65,7 +65,7 @@ class NUTSParams(Section):
     warmup_steps: NonNegativeInt
     num_samples: PositiveInt
     seed: NonNegativeInt
-    # processes for the chains: 'auto' = min(num_chains, os.cpu_count()); 1 = in-process
+    # processes for the chains: 'auto' = min(num_chains, usable cores); 1 = in-process
     parallel_chains: Literal["auto"] | PositiveInt
     target_accept_prob: Probability
     max_tree_depth: PositiveInt
@@ -191,7 +191,17 @@ class DensityParams(Section):
 
     seed: NonNegativeInt
     device: Literal["auto", "cpu", "cuda"]
-    cpu_threads: PositiveInt | None  # torch CPU threads; null = torch's default
+    # torch CPU threads: 'auto' = the cores this process may use; null = torch's default
+    cpu_threads: Literal["auto"] | PositiveInt | None
+
+    @field_validator("cpu_threads", mode="wrap")
+    @classmethod
+    def _auto_count_or_null(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"must be 'auto', a positive integer or null, got {value!r}") from None
+
     subset: SubsetParams
     validation_fraction: Fraction  # held out of the training set for the validation ELBO
     checkpoint_dir: NonEmptyStr
@@ -268,6 +278,7 @@ class ReportParams(Section):
     html: NonEmptyStr
     markdown: NonEmptyStr
     bo_study: NonEmptyStr  # results of benchmarks/bayesopt_study.py, shown when present
+    metrics: NonEmptyStr  # the report stage's own wall time and peak memory
     # The numbers the original study reported, shown beside ours: model -> {column: value}.
     study: dict[str, dict[str, float]]
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pml_ops import profiles
 from pml_ops.data.idx import encode_idx, sha256_hex
 from pml_ops.data.mnist import MIRROR_ENV, IdxFile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+SMOKE_PROFILE = "profiles/smoke.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -111,37 +113,17 @@ def stage_env(mnist_mirror: Path, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def reduce_params(params: dict) -> dict:
-    """Settings that run every stage in seconds: a few hundred images, 1 epoch, short chains."""
-    params["density"]["subset"] = {"train": 300, "test": 100}
-    for name in ("vae", "cvae"):
-        params[name]["training"]["epochs"] = 1
-    params["evaluate"]["iwae_samples"] = 5
-    params["gmm"]["max_iter"] = 10
-    gp = params["gp"]
-    gp["nuts"].update(num_chains=2, warmup_steps=30, num_samples=60, parallel_chains=2)
-    gp["predictive"]["num_points"] = 50
-    bo = params["bayesopt"]
-    bo.update(iterations=2, grid_points=201, acquisition_samples=16, plot_iterations=[1, 2])
-    bo["nuts"].update(num_chains=1, warmup_steps=20, num_samples=20)
-    return params
-
-
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, mnist_mirror: Path):
-    """The whole pipeline (`dvc repro`), run once per test session at reduced settings in a fresh
-    clone. Tests that change the clone must work on `copy_clone(...)` instead."""
-    import yaml
-
+    """The whole pipeline (`dvc repro`), run once per test session at the smoke profile
+    (profiles/smoke.yaml, the settings CI's smoke run uses) in a fresh clone. Tests that change
+    the clone must work on `copy_clone(...)` instead."""
     clone = tmp_path_factory.mktemp("pipeline") / "clone"
     for name in project_files():
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
-    params_file = clone / "params.yaml"
-    params_file.write_text(
-        yaml.safe_dump(reduce_params(yaml.safe_load(params_file.read_text())), sort_keys=False)
-    )
+    profiles.main(["apply", str(clone / SMOKE_PROFILE), str(clone / "params.yaml")])
     run(["git", "init", "-q"], clone)
     run(["git", "add", "-A"], clone)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "reduced"], clone)
@@ -150,7 +132,7 @@ def pipeline_run(tmp_path_factory, mnist_mirror: Path):
     env[MIRROR_ENV] = str(mnist_mirror)
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PML_OPS_PROGRESS"] = "0"
-    result = run(["dvc", "repro"], clone, env)
+    result = run(["bash", "scripts/smoke.sh"], clone, env)  # re-applying the profile changes nothing
     return clone, result.stdout, env
 
 

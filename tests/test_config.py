@@ -106,3 +106,25 @@ def test_gp_and_bayesopt_errors_are_named(raw_params):
     for key, value, message in cases:
         with pytest.raises(ConfigError, match=message):
             parse_params(_with(raw_params, key, value))
+
+
+def test_cpu_threads_is_auto_a_count_or_null(raw_params, monkeypatch):
+    import torch
+
+    from pml_ops.density.data import resolve_device
+    from pml_ops.resources import usable_cpus
+
+    assert parse_params(raw_params).density.cpu_threads == "auto"  # the default
+    for value in (3, None):
+        assert parse_params(_with(raw_params, "density.cpu_threads", value)).density.cpu_threads == value
+    for bad in ("many", 0):
+        message = r"'density\.cpu_threads': Value error, must be 'auto', a positive integer or null"
+        with pytest.raises(ConfigError, match=message):
+            parse_params(_with(raw_params, "density.cpu_threads", bad))
+    set_to = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    resolve_device("cpu", "auto")
+    resolve_device("cpu", 1)
+    assert set_to == [usable_cpus(), 1]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 3, 5})
+    assert usable_cpus() == 3

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from pml_ops.config import Params
 from pml_ops.errors import ConfigError
+from pml_ops.resources import usable_cpus
 
 if TYPE_CHECKING:
     import torch
 
 
-def resolve_device(name: str, cpu_threads: int | None = None) -> torch.device:
+def resolve_device(name: str, cpu_threads: int | Literal["auto"] | None = None) -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a user error.
-    Sets torch's CPU thread count when `cpu_threads` is given."""
+    Sets torch's CPU thread count when `cpu_threads` is given ('auto': the usable cores)."""
     import torch
 
     if cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
+        torch.set_num_threads(usable_cpus() if cpu_threads == "auto" else cpu_threads)
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

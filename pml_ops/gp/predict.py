@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pml_ops.gp.model import DTYPE, GPModel, rbf
+from pml_ops.gp.model import GPModel, rbf
+
+DTYPE = torch.float64
 
 
 @dataclass(frozen=True)
