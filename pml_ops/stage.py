@@ -46,8 +46,10 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-_requested: list[int] = []  # the stop signal received, if any
+_requested: list[tuple[int, float]] = []  # the stop signals received, with when
 _cleaning_up = False
+SAME_STOP_S = 1.0  # a second signal this soon after the first is the same stop (a group's SIGINT
+# followed by the command's SIGTERM to its workers): it must not interrupt the first one's cleanup
 
 
 def _stop_exception(signum: int) -> KeyboardInterrupt:
@@ -55,16 +57,18 @@ def _stop_exception(signum: int) -> KeyboardInterrupt:
 
 
 def _on_stop_signal(signum: int, frame: object) -> None:
-    _requested.append(signum)
-    if len(_requested) == 1:  # a second signal must not interrupt the cleanup of the first
-        raise _stop_exception(signum)
+    now = time.monotonic()
+    _requested.append((signum, now))
+    if _cleaning_up or (now - _requested[0][1] < SAME_STOP_S and len(_requested) > 1):
+        return
+    raise _stop_exception(_requested[0][0])
 
 
 def check_stop() -> None:
     """Raise the stop again if a signal arrived but its exception was lost: raised inside a
     `__del__` or a callback that swallows it. Long loops call this at safe points (each epoch)."""
     if _requested and not _cleaning_up:
-        raise _stop_exception(_requested[0])
+        raise _stop_exception(_requested[0][0])
 
 
 def _unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -28,6 +28,7 @@ PREFLIGHT_TIMEOUT_S = 3.0
 # goes away mid-run into minutes of silence; these bound it to seconds. A user's setting wins.
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 API_PROBE = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+API_TIMEOUT_S = 10.0
 LOCK_TIMEOUT_S = 120.0  # set-up takes well under a second; this only bounds a stuck holder
 LOCKED_ATTEMPTS = 6  # "database is locked" retries: about 10 s in all
 T = TypeVar("T")
@@ -69,11 +70,14 @@ def _ask(url: str, timeout_s: float) -> str | None:
         return str(getattr(error, "reason", error))
 
 
-def check_server(uri: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
-    """Raise TrackingError within about 2 x `timeout_s` if the tracking server at `uri` does not
-    answer: first its `/health` endpoint, then one cheap call of its REST API (a server whose
-    health check answers while its API hangs, e.g. on a stuck database, fails here in seconds
-    instead of after MLflow's retries)."""
+def check_server(
+    uri: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, api_timeout_s: float = API_TIMEOUT_S
+) -> None:
+    """Raise TrackingError within about `timeout_s` + `api_timeout_s` if the tracking server at
+    `uri` does not answer: first its `/health` endpoint, then one cheap call of its REST API (a
+    server whose health check answers while its API hangs, e.g. on a stuck database, fails here
+    in seconds instead of after MLflow's retries). The API gets longer: a fresh server's first
+    call sets up its store."""
     fix = (
         f"  Fix: start it (e.g. `mlflow server --host 127.0.0.1 --port PORT`), check the address, "
         f"or unset {URI_ENV} to use the project's embedded SQLite store."
@@ -82,7 +86,7 @@ def check_server(uri: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
     if reason is not None:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}).\n{fix}")
     api = uri.rstrip("/") + API_PROBE
-    reason = _ask(api, timeout_s)
+    reason = _ask(api, api_timeout_s)
     if reason is not None:
         raise TrackingError(
             f"MLflow tracking server {uri} answers /health but its API does not ({reason} after "

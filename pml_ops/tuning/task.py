@@ -120,24 +120,6 @@ class TrialRunner:
     def __call__(self, trial: optuna.Trial) -> float:
         import mlflow
 
-        trial.set_user_attr(WORKER, worker_id())
-        params = self.task.sample(trial)
-        mlflow.set_tracking_uri(self.target.uri)
-        run = mlflow.start_run(
-            run_name=f"{trial.study.study_name}-trial-{trial.number}",
-            experiment_id=self.target.experiment_id,
-            parent_run_id=self.target.parent_run_id,
-            nested=True,
-            tags={
-                "pml_ops.stage": "tune",
-                "pml_ops.model": self.task.model,
-                "optuna.study": trial.study.study_name,
-                "optuna.trial": str(trial.number),
-                "pml_ops.worker": worker_id(),
-            },
-        )
-        trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
-
         def on_epoch(epoch: int, value: float) -> None:
             check_stop()
             value = _check_finite(value, f"after epoch {epoch}")
@@ -147,7 +129,24 @@ class TrialRunner:
                 raise optuna.TrialPruned(f"validation ELBO {value:.4f} after epoch {epoch}")
 
         failures: tuple[type[BaseException], ...] = (*self.task.failures, TrialError)
-        try:
+        try:  # from the first statement: a stop at any point ends the trial and its run
+            trial.set_user_attr(WORKER, worker_id())
+            params = self.task.sample(trial)
+            mlflow.set_tracking_uri(self.target.uri)
+            run = mlflow.start_run(
+                run_name=f"{trial.study.study_name}-trial-{trial.number}",
+                experiment_id=self.target.experiment_id,
+                parent_run_id=self.target.parent_run_id,
+                nested=True,
+                tags={
+                    "pml_ops.stage": "tune",
+                    "pml_ops.model": self.task.model,
+                    "optuna.study": trial.study.study_name,
+                    "optuna.trial": str(trial.number),
+                    "pml_ops.worker": worker_id(),
+                },
+            )
+            trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
             mlflow.log_params(params)
             value = _check_finite(self.evaluate(params, on_epoch), "at the end of training")
         except optuna.TrialPruned as pruned:
@@ -178,5 +177,6 @@ class TrialRunner:
         import mlflow
 
         trial.set_user_attr(attr, reason)
-        mlflow.set_tags({"optuna.state": state, f"optuna.{attr}": reason[:5000]})
-        mlflow.end_run(status)
+        if mlflow.active_run() is not None:  # None: stopped before its run started
+            mlflow.set_tags({"optuna.state": state, f"optuna.{attr}": reason[:5000]})
+            mlflow.end_run(status)

@@ -45,6 +45,16 @@ class SlowTask:
         return {"architecture": {}, "lr": params["lr"]}
 
 
+@dataclass(frozen=True)
+class DyingTask(SlowTask):
+    """Every trial kills its own worker process (as the out-of-memory killer would)."""
+
+    def evaluate(self, params: dict[str, Any], on_epoch: EpochCallback) -> float:
+        on_epoch(1, -100.0)
+        os.kill(os.getpid(), 9)
+        raise AssertionError("unreachable")
+
+
 def tune_slow_task(params_file: str, project_dir: str) -> None:
     """`python -m tests.faults.fault_helpers tune PARAMS DIR`: tune SlowTask like `pml-ops tune`."""
     from pml_ops.config import parse_params

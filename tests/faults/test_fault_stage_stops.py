@@ -172,3 +172,38 @@ def test_real_dvc_killed_mid_stage_takes_the_stage_with_it(temp_clone, stage_env
             mirror.shutdown()
     assert survivors == [], "the stage outlived the DVC that started it"
     assert not (temp_clone / "data" / "mnist.npz").exists()
+
+
+LOST_STOP = """
+import time
+from pml_ops import stage
+
+def signal_arrives(signum):
+    try:
+        stage._on_stop_signal(signum, None)
+    except KeyboardInterrupt as error:
+        return stage.stop_signal(error)
+    return None
+
+def check():
+    try:
+        stage.check_stop()
+    except KeyboardInterrupt as error:
+        return stage.stop_signal(error)
+    return None
+
+print(signal_arrives(2))  # SIGINT raises; say a __del__ swallowed it
+print(signal_arrives(15))  # a SIGTERM right after is the same stop: no second raise
+print(check())  # the next safe point raises the lost SIGINT again
+time.sleep(1.1)
+print(signal_arrives(15))  # a later signal while nothing cleans up raises again
+stage.ignore_stops()
+print(check(), signal_arrives(15))  # during cleanup, nothing interrupts
+"""
+
+
+def test_a_lost_stop_is_raised_again_and_a_second_signal_never_interrupts_the_cleanup():
+    result = subprocess.run(
+        [sys.executable, "-c", LOST_STOP], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n") == ["2", "None", "2", "2", "None None", ""]

@@ -22,7 +22,7 @@ class _HealthyButStuck(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"OK")
             return
-        time.sleep(30)  # the API never answers in time
+        time.sleep(60)  # the API never answers in time
 
     def log_message(self, *args):
         pass
@@ -41,6 +41,6 @@ def test_server_whose_api_hangs_is_reported_within_seconds(monkeypatch, tmp_path
     finally:
         server.shutdown()
         server.server_close()
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15  # API_TIMEOUT_S (10 s), not MLflow's 96 s
     assert f"MLflow tracking server {uri} answers /health but its API does not" in str(error.value)
     assert "timed out" in str(error.value)

@@ -19,12 +19,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import parse_params
+from pml_ops.errors import TuningError
 from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.storage import open_storage, resolve_storage
 from pml_ops.tuning.task import MLFLOW_RUN, NO_HEARTBEAT, WORKER
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import fault_params
-from tests.faults.fault_helpers import SlowTask
+from tests.faults.fault_helpers import DyingTask, SlowTask
 
 TrialState = optuna.trial.TrialState
 TRIALS = 4
@@ -128,3 +129,30 @@ def test_silent_worker_trial_is_failed_by_heartbeat_and_retried_on_sqlite(tmp_pa
     assert summary["failed"] == [{"number": 0, "reason": NO_HEARTBEAT, "retried_as": 1}]
     run = client.get_run(lost_run)
     assert run.info.status == "KILLED" and run.data.tags["optuna.fail_reason"] == NO_HEARTBEAT
+
+
+def test_worker_that_keeps_dying_stops_the_study_with_a_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    storage_url = f"sqlite:///{tmp_path}/optuna.db"
+    params = parse_params(
+        yaml.safe_load(fault_params(tmp_path, storage_url, trials=2, workers=2).read_text())
+    )
+    params = params.model_copy(
+        update={
+            "tuning": params.tuning.model_copy(
+                update={"heartbeat": params.tuning.heartbeat.model_copy(update={"worker_restarts": 1})}
+            )
+        }
+    )
+    with pytest.raises(
+        TuningError,
+        match=r"killed by SIGKILL.*it died 2 times, more than tuning\.heartbeat\.worker_restarts=1",
+    ):
+        tune(params, DyingTask(), Overrides(), project_dir=tmp_path)
+    study = optuna.load_study(study_name=params.tuning.cvae.study_name, storage=storage_url)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    client = MlflowClient(params.tracking.uri)
+    study_run = client.get_run(study.user_attrs["mlflow_run_id"])
+    assert study_run.info.status == "FAILED"
+    trial_runs = client.search_runs([study_run.info.experiment_id], "tags.`optuna.trial` != ''")
+    assert trial_runs and {run.info.status for run in trial_runs} == {"KILLED"}
