@@ -11,6 +11,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 
 def usable_cpus() -> int:
@@ -21,15 +22,27 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _own_peak_kib() -> float:
+    """This process's peak RSS. Linux: VmHWM of its own memory map. `getrusage(RUSAGE_SELF)` is
+    not used there because it starts from the parent's peak (DVC's, pytest's) at exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform == "darwin" else peak  # bytes on macOS
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process or of its largest finished child process (chain
-    workers, data loaders), in MiB: `getrusage` keeps the maximum of each, not their sum."""
-    unit = 1.0 if sys.platform == "darwin" else 1024.0  # ru_maxrss: bytes on macOS, KiB on Linux
-    peak = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
-    return peak * unit / 2**20
+    workers, data loaders), in MiB: each is a maximum over one process, not a sum. A child's
+    figure can include this process's size when it was forked, which is at most our own peak."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if sys.platform == "darwin":
+        children /= 1024
+    return max(_own_peak_kib(), children) / 1024
 
 
 def resource_metrics(began: float) -> dict[str, float]:

@@ -199,19 +199,19 @@ class Sampler:
         return _Point(q, log_density, grad, p + 0.5 * step_size * grad)
 
     def find_reasonable_step_size(self, q: np.ndarray, log_density: float, grad: np.ndarray) -> None:
-        """Double or halve the step size until one leapfrog step's acceptance crosses 0.8."""
+        """Stan's `init_stepsize`: double or halve the step size until one leapfrog step's
+        acceptance crosses 0.8, ending at the first step size past the crossing."""
         start = _Point(q, log_density, grad, self.draw_momentum())
         energy0 = self.energy(start)
         accept = math.exp(min(0.0, energy0 - self.energy(self.leapfrog(start, self.step_size))))
         direction = 1 if accept > 0.8 else -1
-        for _ in range(100):
-            step = self.step_size * 2.0**direction
+        for _ in range(100):  # a bound for densities flat or steep at every scale
+            self.step_size *= 2.0**direction
             start.p = self.draw_momentum()
             energy0 = self.energy(start)
-            accept = math.exp(min(0.0, energy0 - self.energy(self.leapfrog(start, step))))
+            accept = math.exp(min(0.0, energy0 - self.energy(self.leapfrog(start, self.step_size))))
             if (direction == 1 and not accept > 0.8) or (direction == -1 and not accept < 0.8):
                 return
-            self.step_size = step
 
     def transition(self, q: np.ndarray, log_density: float, grad: np.ndarray) -> tuple[_Point, float, bool]:
         """One NUTS iteration from q: (new point, mean acceptance statistic, divergent)."""
