@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pml_ops.doctor import Status, check_artifacts
+from pml_ops.tracking import PROXIED_ARTIFACTS
 from tests.conftest import REPO_ROOT, copy_clone, run
 from tests.s3_helpers import BUCKET, S3Server, free_port, start_s3, stop_group
 from tests.test_mlflow_server import postgres_database, wait_until_healthy  # noqa: F401 (fixture)
@@ -182,6 +183,7 @@ def _client_env(url: str, user: str) -> dict[str, str]:
         MLFLOW_TRACKING_USERNAME=user,
         MLFLOW_TRACKING_PASSWORD=PASSWORDS[user],
         PYTHONPATH=str(REPO_ROOT),
+        **PROXIED_ARTIFACTS,  # as pml_ops.tracking sets them: artifacts through the server only
     )
     return env
 
@@ -203,7 +205,7 @@ def test_a_run_logged_by_one_process_is_read_by_another_through_the_server(
     # The artifacts are in the bucket, not on either machine's disk.
     stored = s3.keys("shared/mlflow/")
     assert [body for key, body in stored.items() if key.endswith("figures/latent.png")] == [figure]
-    assert any(key.endswith("model/MLmodel") for key in stored)
+    assert any(key.endswith("/MLmodel") for key in stored)  # the logged model
     assert not any((tmp_path / "writer").glob("mlruns")) and not any(
         (tmp_path / "writer").glob("mlartifacts")
     )
