@@ -235,8 +235,8 @@ def test_doctor_checks_the_login_and_the_artifact_store(server: dict, monkeypatc
 def test_pipeline_stage_logs_in_and_no_credential_leaks(server: dict, pipeline_run, tmp_path: Path):
     clone, _, pipeline_env = pipeline_run
     work = copy_clone(clone, tmp_path / "work")
-    env = {**pipeline_env, **_client_env(server["url"], "alice")}
-    env.pop("PYTHONPATH")
+    login = {k: v for k, v in _client_env(server["url"], "alice").items() if k.startswith("MLFLOW_")}
+    env = {**pipeline_env, **login}
     stage = run(["dvc", "repro", "--force", "--single-item", "fit@ppca"], work, env)
 
     admin = _client_env(server["url"], "admin")
