@@ -4,8 +4,9 @@
 #
 #   MLFLOW_BACKEND_STORE_URI      required, e.g. postgresql+psycopg2://user:password@postgres:5432/mlflow
 #   MLFLOW_ARTIFACTS_DESTINATION  where the server stores the artifacts it proxies: a directory on a
-#                                 shared volume, or s3://...; default $PML_OPS_REMOTE_URL/mlflow
-#                                 (the team's bucket, README: Sharing results)
+#                                 shared volume, or s3://...
+#   PML_OPS_REMOTE_URL            the team's bucket (README: Sharing results): when set, artifacts
+#                                 go to $PML_OPS_REMOTE_URL/mlflow instead
 #   AWS_ENDPOINT_URL              S3 endpoint of a non-AWS server (MinIO, ...); with AWS_ACCESS_KEY_ID
 #                                 and AWS_SECRET_ACCESS_KEY only the server needs S3 credentials
 #   MLFLOW_HOST                   interface to bind (default 127.0.0.1; the container uses 0.0.0.0)
@@ -46,7 +47,10 @@ read_secret() {  # read_secret NAME: $NAME, else the content of the file $NAME_F
 }
 
 : "${MLFLOW_BACKEND_STORE_URI:?set MLFLOW_BACKEND_STORE_URI (e.g. postgresql+psycopg2://user:pw@host:5432/mlflow)}"
-if [ -z "${MLFLOW_ARTIFACTS_DESTINATION:-}" ] && [ -n "${PML_OPS_REMOTE_URL:-}" ]; then
+for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PML_OPS_REMOTE_URL; do
+  [ -n "${!name:-}" ] || unset "$name"  # compose passes unset settings as empty strings
+done
+if [ -n "${PML_OPS_REMOTE_URL:-}" ]; then  # the team's bucket, when set, replaces the default
   MLFLOW_ARTIFACTS_DESTINATION="${PML_OPS_REMOTE_URL%/}/mlflow"
 fi
 : "${MLFLOW_ARTIFACTS_DESTINATION:?set MLFLOW_ARTIFACTS_DESTINATION (a directory or s3://...) or PML_OPS_REMOTE_URL}"
