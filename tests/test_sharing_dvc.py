@@ -67,6 +67,19 @@ def test_store_settings_are_validated():
     )
 
 
+def test_remote_command_names_what_is_missing(tmp_path: Path, stage_env):
+    env = _clean_env(stage_env)
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path, env)
+    check = run([*PML_OPS, "remote", "check"], tmp_path, env, check=False)
+    assert check.returncode == 2 and "no default DVC remote" in _one_clear_line(check)
+    unset = run([*PML_OPS, "remote", "set"], tmp_path, env, check=False)
+    assert unset.returncode == 2 and "PML_OPS_REMOTE_URL is not set" in _one_clear_line(unset)
+    wrong = run([*PML_OPS, "remote", "set", "https://example.org/bucket"], tmp_path, env, check=False)
+    assert wrong.returncode == 2 and "is not an S3 URL" in _one_clear_line(wrong)
+    assert not (tmp_path / ".dvc" / "config.local").exists()
+
+
 def test_team_pushes_a_fresh_clone_pulls_and_reruns_nothing(pipeline_run, s3: S3Server, tmp_path: Path):
     clone, _, pipeline_env = pipeline_run
     work = copy_clone(clone, tmp_path / "work")
