@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: run test smoke lint lint-python lint-containers install
+.PHONY: run test smoke lint lint-python lint-containers install push pull
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -20,6 +20,16 @@ test: install
 ## workspace does not change (scripts/smoke.sh --temp; CI and images run it in place).
 smoke: install
 	$(WITH_VENV) bash scripts/smoke.sh --temp
+
+## Share through the default DVC remote (README: Sharing results): data, models and the run cache.
+push: install
+	$(WITH_VENV) $(BIN)/pml-ops remote check
+	$(WITH_VENV) $(BIN)/dvc push --run-cache
+
+## Get the committed study's data and models from the default DVC remote.
+pull: install
+	$(WITH_VENV) $(BIN)/pml-ops remote check
+	$(WITH_VENV) $(BIN)/dvc pull
 
 ## Static checks.
 lint: lint-python lint-containers

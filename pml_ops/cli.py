@@ -103,6 +103,25 @@ def _port(text: str) -> int:
     return port
 
 
+def _remote(args: argparse.Namespace) -> int:
+    from pml_ops import remote
+
+    project = Path.cwd()
+    if args.action == "set":
+        env = dict(os.environ)
+        if args.url:
+            env[remote.URL_ENV] = args.url
+        if args.endpoint_url:
+            env[remote.ENDPOINT_ENV] = args.endpoint_url
+        store = remote.from_environment(env)
+        for command in remote.configure_dvc(store, project, local=not args.project):
+            print(" ".join(command))
+        where = ".dvc/config (commit it)" if args.project else ".dvc/config.local (this checkout)"
+        print(f"pml-ops: default DVC remote '{remote.REMOTE_NAME}' = {store.dvc_url}, in {where}")
+    print(f"pml-ops: {remote.check_default_remote(project)}")
+    return 0
+
+
 def _positive(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -181,6 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded one (by default only a better validation ELBO replaces it)",
     )
     tune.set_defaults(handler=_tune)
+
+    shared = commands.add_parser(
+        "remote",
+        help="point DVC at the team's S3-compatible bucket, or check that it answers",
+        description="`set [URL]`: make `shared` (URL/dvc; URL defaults to $PML_OPS_REMOTE_URL, "
+        "the endpoint to $AWS_ENDPOINT_URL) the default DVC remote, downloads verified by hash, "
+        "then check it. `check`: the default remote answers within seconds with the credentials "
+        "of the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE). Credentials "
+        "are never written. Exit status 2 with the fix when the store does not answer.",
+    )
+    shared.add_argument("action", choices=["set", "check"])
+    shared.add_argument("url", nargs="?", help="s3://BUCKET/PREFIX (set only)")
+    shared.add_argument("--endpoint-url", help="S3 endpoint of a non-AWS server, e.g. http://minio:9000")
+    shared.add_argument(
+        "--project",
+        action="store_true",
+        help="write .dvc/config (to commit for the team) instead of .dvc/config.local",
+    )
+    shared.set_defaults(handler=_remote)
     return parser
 
 

@@ -6,10 +6,14 @@ the command exit non-zero; a warning (e.g. the data is not fetched yet on a fres
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 import sqlite3
 import sys
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -19,6 +23,8 @@ from pml_ops.config import Params, load_params
 from pml_ops.errors import PmlOpsError
 
 MIN_PYTHON = (3, 11)
+ARTIFACTS_TIMEOUT_S = 10.0
+USER_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 INSTALL_FIX = "run `scripts/install.sh` (or `make install`) in the project directory"
 
 
@@ -100,6 +106,36 @@ def check_tracking(uri: str) -> Check:
     return Check(name, Status.WARN, f"{uri}: not checked (only sqlite and http(s) stores are)")
 
 
+def check_artifacts(uri: str, timeout_s: float = ARTIFACTS_TIMEOUT_S) -> Check:
+    """A tracking server's proxied artifact store answers: lists its root, with the credentials
+    of MLFLOW_TRACKING_USERNAME/PASSWORD when the server requires a login."""
+    name = "mlflow artifacts"
+    request = urllib.request.Request(uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts?path=")
+    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return Check(name, Status.OK, f"the server's artifact store answers ({uri})")
+    except urllib.error.HTTPError as error:
+        code = error.code
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        fix = "check the server's MLFLOW_ARTIFACTS_DESTINATION, its S3 credentials and endpoint"
+        return Check(name, Status.FAIL, f"no answer within {timeout_s:g} s ({reason})", fix)
+    if code == 401:
+        fix = f"set {USER_ENV} and {PASSWORD_ENV} to an account on the server (ask its admin)"
+        return Check(name, Status.FAIL, f"{uri} requires a login", fix)
+    if code == 403:
+        return Check(name, Status.FAIL, f"{uri} refused user '{user}'", "ask the server's admin")
+    if code == 404:
+        fix = "start the server with --serve-artifacts (docker/mlflow-server.sh does)"
+        return Check(name, Status.WARN, f"{uri} does not proxy artifacts", fix)
+    fix = "check the server's MLFLOW_ARTIFACTS_DESTINATION, its S3 credentials and endpoint (server log)"
+    return Check(name, Status.FAIL, f"the server cannot use its artifact store (HTTP {code})", fix)
+
+
 def _dvc_remote(project: Path) -> tuple[str, str, Callable[[], bool]] | None:
     """(name, url, exists) of the default DVC remote, or None when none is configured."""
     from dvc.repo import Repo
@@ -128,6 +164,14 @@ def check_dvc(project: Path) -> Check:
             name, Status.WARN, "no default remote (dvc push/pull disabled)", "dvc remote add -d NAME URL"
         )
     remote_name, url, exists = remote
+    if url.startswith("s3://"):  # probed with a bounded timeout, not DVC's minutes of retries
+        from pml_ops.remote import RemoteError, check_default_remote
+
+        try:
+            return Check(name, Status.OK, f"default {check_default_remote(project)}")
+        except RemoteError as error:
+            message, _, fix = str(error).partition("\n  Fix: ")
+            return Check(name, Status.FAIL, message, fix)
     try:
         if exists():
             return Check(name, Status.OK, f"default remote '{remote_name}' ({url}) is reachable")
@@ -171,13 +215,16 @@ def check_data(project: Path, params: Params | None) -> Check:
 
 
 def run_checks(params_file: Path, project: Path | None = None) -> list[Check]:
-    from pml_ops.tracking import tracking_uri
+    from pml_ops.tracking import is_server, tracking_uri
 
     root = Path.cwd() if project is None else project
     params_check, params = check_params(params_file)
     checks = [check_python(), check_torch(), params_check]
     if params is not None:
-        checks.append(check_tracking(tracking_uri(params.tracking, root)))
+        uri = tracking_uri(params.tracking, root)
+        checks.append(check_tracking(uri))
+        if checks[-1].status is Status.OK and is_server(uri):
+            checks.append(check_artifacts(uri))
     else:
         checks.append(Check("mlflow store", Status.WARN, "not checked: params invalid", "fix params first"))
     checks += [check_dvc(root), check_data(root, params)]

@@ -24,9 +24,19 @@ from pml_ops.errors import TrackingError
 
 URI_ENV = "MLFLOW_TRACKING_URI"
 PREFLIGHT_TIMEOUT_S = 3.0
+PROXIED_ARTIFACTS = {
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+}
 # MLflow's own defaults (7 retries with exponential backoff, 120 s timeout) turn a server that
 # goes away mid-run into minutes of silence; these bound it to seconds. A user's setting wins.
-MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # A server with an S3 artifact store offers presigned URLs into the bucket; clients outside
+    # the server's network cannot reach it (e.g. http://minio:9000), so artifacts go through it.
+    **PROXIED_ARTIFACTS,
+}
 API_PROBE = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
 API_TIMEOUT_S = 10.0
 LOCK_TIMEOUT_S = 120.0  # set-up takes well under a second; this only bounds a stuck holder

@@ -31,7 +31,7 @@ def test_validate_ok_and_bad(tmp_path, capsys):
     assert "'data.timeout_s': Input should be greater than 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["validate", "doctor", "ui"])
+@pytest.mark.parametrize("command", ["validate", "doctor", "ui", "remote"])
 def test_every_command_has_a_helpful_help(command: str):
     result = subprocess.run(
         [sys.executable, "-m", "pml_ops.cli", command, "--help"],
