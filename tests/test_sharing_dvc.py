@@ -117,7 +117,7 @@ def test_team_pushes_a_fresh_clone_pulls_and_reruns_nothing(pipeline_run, s3: S3
     start = time.monotonic()
     run(["dvc", "pull"], fresh, reader)
     pull_s = time.monotonic() - start
-    for out in ("data/mnist.npz", "models/vae.pt", "models/ppca.npz"):
+    for out in ("data/mnist.npz", "models/vae/vae.pt", "models/ppca/ppca.npz"):
         assert (fresh / out).read_bytes() == (work / out).read_bytes()
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], fresh, reader).stdout
     repro = run(["dvc", "repro"], fresh, reader)

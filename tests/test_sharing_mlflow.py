@@ -237,7 +237,7 @@ def test_pipeline_stage_logs_in_and_no_credential_leaks(server: dict, pipeline_r
     work = copy_clone(clone, tmp_path / "work")
     login = {k: v for k, v in _client_env(server["url"], "alice").items() if k.startswith("MLFLOW_")}
     env = {**pipeline_env, **login}
-    stage = run(["dvc", "repro", "--force", "--single-item", "fit@ppca"], work, env)
+    stage = run(["dvc", "repro", "--force", "--single-item", "train@ppca"], work, env)
 
     admin = _client_env(server["url"], "admin")
     status, found = _call(server["url"], "POST", "experiments/search", {"max_results": 100}, user="admin")
