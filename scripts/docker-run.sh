@@ -54,18 +54,18 @@ if common=$(git -C "$root" rev-parse --path-format=absolute --git-common-dir 2>/
 fi
 environment=(-e "PML_OPS_PROJECT=$root" -e "PYTHONPATH=$root" -e HOME=/tmp
   -e "USER=${USER:-$(id -un)}" -e "LOGNAME=${LOGNAME:-$(id -un)}")
-while IFS='=' read -r name _; do
+for name in $(compgen -e); do
   case "$name" in
-    PML_OPS_DEVICE | PML_OPS_IMAGE | PML_OPS_DOCKER_* | PML_OPS_PROJECT) ;;
+    PML_OPS_DEVICE | PML_OPS_IMAGE | PML_OPS_DOCKER_* | PML_OPS_PROJECT | PML_OPS_MNIST_MIRROR) ;;
     PML_OPS_* | MLFLOW_* | OPTUNA_* | DVC_* | AWS_*) environment+=(-e "$name") ;;
   esac
-done < <(env)
+done
 mirror=${PML_OPS_MNIST_MIRROR:-}
-if [ -n "$mirror" ] && [ -d "$mirror" ]; then
+if [ -d "$mirror" ]; then # a directory on this machine: mounted at its absolute path
   mirror=$(cd "$mirror" && pwd -P)
   mounts+=(-v "$mirror:$mirror:ro")
-  environment+=(-e "PML_OPS_MNIST_MIRROR=$mirror")
 fi
+[ -n "$mirror" ] && environment+=(-e "PML_OPS_MNIST_MIRROR=$mirror")
 terminal=()
 [ -t 0 ] && [ -t 1 ] && terminal=(-it)
 # shellcheck disable=SC2206 # PML_OPS_DOCKER_ARGS is a list of words

@@ -184,6 +184,16 @@ def test_docker_run_rejects_an_unknown_device(tmp_path):
     assert result.returncode == 2 and "PML_OPS_DEVICE must be auto, cpu or gpu, not 'tpu'" in result.stderr
 
 
+def test_docker_build_rejects_an_unknown_flavour():
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "docker-build.sh"), "rocm"],
+        capture_output=True,
+        text=True,
+        env=docker_env(),
+    )
+    assert result.returncode == 2 and "flavour must be cpu or cuda, not 'rocm'" in result.stderr
+
+
 # --- the compose stack ---------------------------------------------------------------------------
 
 
