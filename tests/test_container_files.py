@@ -197,6 +197,7 @@ def test_image_builds_anywhere_with_the_shared_install_script_as_a_non_root_user
         assert knob in text, knob
     assert re.findall(r"^USER (.+)$", text, re.MULTILINE) == ["10001:10001"]
     assert 'ENTRYPOINT ["/app/docker/entrypoint.sh"]' in text
+    assert "\nVOLUME" not in text  # anonymous volumes would pile up (the Dockerfile says why)
 
 
 def test_dockerignore_keeps_secrets_stores_and_environments_out():

@@ -155,8 +155,8 @@ def test_docker_run_puts_the_pipelines_results_in_the_users_checkout(cpu_image, 
     assert "Running stage 'prepare'" in output and "Running stage 'train@vae'" in output
     assert git_warnings(output) == []
 
-    lock = yaml.safe_load((clone / "dvc.lock").read_text())
-    assert {"prepare", "train@vae"} <= set(lock["stages"])
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())  # rewritten for the reduced settings
+    assert lock["stages"]["train@vae"]["params"]["params.yaml"]["density"]["subset"]["train"] == 300
     assert (clone / "data" / "mnist.npz").is_file() and (clone / "models" / "vae.pt").is_file()
     assert any((clone / ".dvc" / "cache").rglob("*")), "the DVC cache is in the checkout"
     assert owners(clone) == {uid}, "files written by the container belong to the calling user"
