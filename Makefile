@@ -3,7 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: run test smoke lint lint-python lint-containers install push pull
+.PHONY: run test smoke lint lint-python lint-containers install push pull docker-build docker-build-cuda \
+	docker-run test-docker test-docker-cuda
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -42,3 +43,23 @@ lint-python: install
 ## Dockerfiles, workflow, compose file and shell scripts (scripts/lint-containers.sh).
 lint-containers: install
 	$(WITH_VENV) bash scripts/lint-containers.sh
+
+## Containers (README: Containers). The images: pml-ops:cpu and pml-ops:cuda.
+docker-build:
+	bash scripts/docker-build.sh cpu
+
+docker-build-cuda:
+	bash scripts/docker-build.sh cuda
+
+## Any command in the image on this checkout, e.g. make docker-run ARGS="dvc repro" (GPU image and
+## --gpus all when nvidia-smi sees a GPU).
+docker-run:
+	bash scripts/docker-run.sh $(ARGS)
+
+## The container tests alone (a Docker engine must answer: sudo scripts/docker-engine.sh start).
+test-docker: install
+	$(WITH_VENV) $(BIN)/python -m pytest -m docker $(PYTEST_ARGS)
+
+## The CUDA image build and its CPU smoke run (downloads the CUDA wheels, several GB).
+test-docker-cuda: install
+	PML_OPS_DOCKER_CUDA=1 $(WITH_VENV) $(BIN)/python -m pytest -m docker_cuda $(PYTEST_ARGS)
