@@ -418,6 +418,10 @@ class TrialTrainingParams(Section):
     validation_size: PositiveInt
     seed: NonNegativeInt
     max_seconds: PositiveFloat | None  # prune a trial still training after this long (null: never)
+    # Promotion weighs cost: only trials whose seconds per training epoch are at most this many
+    # times the model's own architecture's (params.yaml, timed with the same trial settings in
+    # the same `tune` run) may be promoted. null: no cost budget.
+    max_epoch_time_ratio: PositiveFloat | None
 
 
 class HeartbeatParams(Section):
