@@ -54,7 +54,7 @@ def test_every_listed_model_resolves_and_builds(params):
     assert registry.model_names(params) == ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]
     registry.check_models(params)
     tuned = registry.create(params, "cvae_tuned")
-    assert tuned.family == "cvae" and tuned.architecture.channels == [64]  # from params_tuned.yaml
+    assert tuned.family == "cvae" and tuned.architecture.channels == [8]  # from params_tuned.yaml
     assert tuned.training.epochs == params.cvae.training.epochs
     assert tuned.training.lr != params.cvae.training.lr
     assert registry.paths(params, "gmm").artifact == Path("models/gmm/gmm.npz")
@@ -149,7 +149,7 @@ def test_unbuildable_tuned_architecture_names_the_tuned_file(params, tmp_path):
     (tmp_path / "params_tuned.yaml").write_text(yaml.safe_dump(tuned))
     with pytest.raises(
         ConfigError,
-        match=r"^models.cvae_tuned: params_tuned.yaml: cvae_tuned.architecture: \(kernel_size=5, stride=1, "
-        r"padding=2, output_padding=1\): output_padding must be smaller than stride$",
+        match=r"^models.cvae_tuned: params_tuned.yaml: cvae_tuned.architecture: \(kernel_size=7, stride=1, "
+        r"padding=3, output_padding=1\): output_padding must be smaller than stride$",
     ):
         registry.check_models(params)
