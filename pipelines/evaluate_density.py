@@ -13,6 +13,7 @@ from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.io import write_json
+from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 
 
@@ -29,7 +30,7 @@ def evaluate(params: Params, name: str) -> None:
         metrics = evaluate_model(model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed)
         for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed):
             mlflow.log_artifact(str(path), artifact_path="figures")
-        metrics["wall_time_s"] = time.perf_counter() - start
+        metrics.update(resource_metrics(start))
         mlflow.log_metrics(numeric(metrics))
     write_json(paths.evaluate_metrics, metrics)
     print(f"evaluate {name}: {metrics['objective']} {metrics['test_score']:.2f} nats/image")

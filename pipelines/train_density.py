@@ -17,6 +17,7 @@ from pml_ops.density.interface import FitCallbacks
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.training import EpochStats
 from pml_ops.io import write_json
+from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 
 
@@ -45,7 +46,7 @@ def train(params: Params, name: str) -> None:
             **model.train_metrics_,
             "train_images": len(split.x_train),
             "validation_images": len(split.x_val),
-            "wall_time_s": time.perf_counter() - start,
+            **resource_metrics(start),
         }
         mlflow.log_metrics(numeric(metrics, skip={"train_elbo", "val_elbo"}))  # per epoch already
     write_json(paths.train_metrics, metrics)

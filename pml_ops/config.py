@@ -266,7 +266,9 @@ class GmmParams(Section):
 class EvaluateParams(Section):
     iwae_samples: PositiveInt  # K of the importance-weighted bound on log p(x)
     iwae_images: PositiveInt | None  # the first N test images get the IWAE bound; null = all
-    iwae_chunk: PositiveInt  # images x samples evaluated at once (memory bound)
+    # Activations one scoring pass may hold (IWAE, ELBO, reconstructions, figures), in MiB: batch
+    # sizes follow from the architecture's bytes per image and per latent sample.
+    memory_budget_mib: PositiveFloat
     knn_neighbors: PositiveInt
     grid_size: PositiveInt
     grid_span: PositiveFloat  # the latent grid covers [-span, span] in each of the first two dims
@@ -416,6 +418,10 @@ class TrialTrainingParams(Section):
     validation_size: PositiveInt
     seed: NonNegativeInt
     max_seconds: PositiveFloat | None  # prune a trial still training after this long (null: never)
+    # Promotion weighs cost: only trials whose seconds per training epoch are at most this many
+    # times the model's own architecture's (params.yaml, timed with the same trial settings in
+    # the same `tune` run) may be promoted. null: no cost budget.
+    max_epoch_time_ratio: PositiveFloat | None
 
 
 class HeartbeatParams(Section):

@@ -33,6 +33,7 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
         train = json.loads((metrics / "train" / f"{name}.json").read_text())
         evaluation = json.loads((metrics / "evaluate" / f"{name}.json").read_text())
         assert train["wall_time_s"] > 0 and evaluation["wall_time_s"] > 0
+        assert train["peak_rss_mib"] > 50 and evaluation["peak_rss_mib"] > 50  # torch alone is more
         assert train["train_images"] == 285 and evaluation["test_images"] == 100
         assert evaluation["units"] == "nats per image"
         figures = sorted(p.name for p in (temp_clone / "figures" / name).iterdir())

@@ -52,7 +52,7 @@ def test_every_listed_model_resolves_and_builds(params):
     assert registry.model_names(params) == ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]
     registry.check_models(params)
     tuned = registry.create(params, "cvae_tuned")
-    assert tuned.family == "cvae" and tuned.architecture.channels == [64]  # from params_tuned.yaml
+    assert tuned.family == "cvae" and tuned.architecture.channels == [8]  # from params_tuned.yaml
     assert tuned.training.epochs == params.cvae.training.epochs
     assert tuned.training.lr != params.cvae.training.lr
     assert registry.paths(params, "gmm").artifact == Path("models/gmm/gmm.npz")

@@ -69,6 +69,23 @@ def test_other_working_conv_geometry_builds():
     assert model.decode(torch.zeros(2, 2)).shape == (2, 1, 28, 28)
 
 
+@pytest.mark.parametrize("geometry", [{}, {"kernel_size": 5, "padding": 2, "stride": 1, "output_padding": 0}])
+def test_inference_layout_gives_the_reference_transposed_convolution(geometry):
+    """Under inference mode the decoder runs channels-last; it must match the plain
+    conv_transpose2d (the reference) within float tolerance."""
+    model = build_model(ConvVaeArchitecture(**{**STUDY_CONV, **geometry}), seed=0)
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
+    h = model.decoder[:-1](z)  # everything before the last transposed convolution
+    last = model.decoder[-1]
+    reference = torch.nn.functional.conv_transpose2d(
+        h, last.weight, last.bias, last.stride, last.padding, last.output_padding
+    )
+    with torch.inference_mode():
+        fast = model.decoder(z)
+    torch.testing.assert_close(fast, reference.detach(), rtol=1e-5, atol=1e-5)
+    assert model.decoder(z).requires_grad  # training keeps the autograd path
+
+
 def test_elbo_matches_an_independent_monte_carlo_estimate():
     """Our ELBO (analytic KL) vs log p(x|z) + log p(z) - log q(z|x) with torch.distributions."""
     torch.manual_seed(0)

@@ -99,8 +99,14 @@ def test_study_prunes_records_failures_continues_and_nests_runs(tmp_path, monkey
         "optimization_history.png",
         "parallel_coordinate.png",
         "param_importances.png",
+        "pareto_front.png",
     ]
     assert (out / "summary.json").is_file()
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {t["number"] for t in summary["cost"]["trials"]} == {t.number for t in complete}
+    assert all(t.user_attrs["seconds_per_epoch"] > 0 for t in complete)
+    assert summary["cost"]["reference_seconds_per_epoch"] == 1.0  # SyntheticTask's
+    assert written["cvae_tuned"]["source"]["epoch_time_ratio"] < 1.0
 
     client, children = child_runs(params, summary["mlflow_study_run"])
     assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == list(range(6))
@@ -114,7 +120,8 @@ def test_study_prunes_records_failures_continues_and_nests_runs(tmp_path, monkey
     assert "ImpossibleGeometry" in by_trial[3].data.tags["optuna.fail_reason"]
     artifacts = {a.path for a in client.list_artifacts(summary["mlflow_study_run"], "figures")}
     assert artifacts == {
-        f"figures/{n}.png" for n in ("optimization_history", "param_importances", "parallel_coordinate")
+        f"figures/{n}.png"
+        for n in ("optimization_history", "param_importances", "parallel_coordinate", "pareto_front")
     }
 
     # Running the same study again continues it, under the same study run.

@@ -11,6 +11,8 @@ from pml_ops.density.interface import DensityModel, LatentDensityModel
 from pml_ops.density.vae_model import VaeModel
 from pml_ops.progress import progress
 
+IWAE_SLICE = 100  # images per progress step of the IWAE
+
 
 def reconstruction_mse(images: np.ndarray, reconstructions: np.ndarray) -> float:
     """Per-pixel mean squared error between images in [0, 1] and decoder means."""
@@ -27,10 +29,11 @@ def knn_accuracy(
 
 
 def batched_iwae(model: VaeModel, x: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
-    """IWAE bound per test image, in slices so progress shows and memory stays bounded."""
-    step = max(1, params.iwae_chunk // params.iwae_samples) * 8
+    """IWAE bound per test image, in slices of IWAE_SLICE images so progress shows (the model
+    batches each slice within its memory budget)."""
+    step = IWAE_SLICE
     parts = [
-        model.iwae(x[start : start + step], params.iwae_samples, params.iwae_chunk, seed + start)
+        model.iwae(x[start : start + step], params.iwae_samples, seed + start)
         for start in progress(range(0, len(x), step), desc=f"{model.name} IWAE K={params.iwae_samples}")
     ]
     return np.concatenate(parts)

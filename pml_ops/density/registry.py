@@ -122,7 +122,8 @@ def create(params: Params, name: str) -> DensityModel:
     if family == "gmm":
         return GMM(params.gmm, seed, name)
     section = vae_params(params, name)
-    return VaeModel(name, family, section.architecture, section.training, seed, _device(params))
+    budget = params.evaluate.memory_budget_mib
+    return VaeModel(name, family, section.architecture, section.training, seed, _device(params), budget)
 
 
 def load(params: Params, name: str) -> DensityModel:
@@ -134,7 +135,9 @@ def load(params: Params, name: str) -> DensityModel:
         return GMM.load(path, name, seed, params.gmm.model_dump())
     section = vae_params(params, name)
     expected = {"architecture": section.architecture.model_dump(), "training": section.training.model_dump()}
-    return VaeModel.load(path, name, family, seed, _device(params), expected)
+    return VaeModel.load(
+        path, name, family, seed, _device(params), expected, params.evaluate.memory_budget_mib
+    )
 
 
 def check_buildable(params: Params, name: str) -> None:

@@ -22,7 +22,7 @@ from pml_ops.errors import CheckpointError, NonFiniteLossError
 from pml_ops.io import atomic_path
 from pml_ops.progress import progress
 
-EVAL_BATCH = 2048  # images per forward pass when scoring (memory only; no effect on results)
+EVAL_BATCH = 2048  # default images per forward pass when scoring (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,15 @@ EpochCallback = Callable[[EpochStats], None]
 
 
 @torch.inference_mode()
-def mean_elbo(model: VAE, images: torch.Tensor, seed: int) -> float:
-    """Mean single-sample ELBO over `images` with noise from a fresh generator seeded `seed`."""
+def mean_elbo(model: VAE, images: torch.Tensor, seed: int, batch: int = EVAL_BATCH) -> float:
+    """Mean single-sample ELBO over `images` with noise from a fresh generator seeded `seed`,
+    `batch` images per forward pass."""
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=images.device).manual_seed(seed)
     total = 0.0
-    for start in range(0, len(images), EVAL_BATCH):
-        total += model.elbo(images[start : start + EVAL_BATCH], generator).sum().item()
+    for start in range(0, len(images), batch):
+        total += model.elbo(images[start : start + batch], generator).sum().item()
     model.train(was_training)
     return total / len(images)
 
@@ -88,12 +89,14 @@ def train_vae(
     fingerprint: str = "",
     on_epoch: EpochCallback | None = None,
     label: str = "train",
+    eval_batch: int = EVAL_BATCH,
 ) -> TrainResult:
     """Adam on the negative mean ELBO for `training.epochs` epochs.
 
     `on_epoch` is called after every epoch (after its checkpoint is written) with that epoch's
     `EpochStats`; it may raise (e.g. optuna.TrialPruned) to stop training. With `checkpoint`, an
-    existing checkpoint whose `fingerprint` matches is resumed. A NaN or infinite loss raises
+    existing checkpoint whose `fingerprint` matches is resumed. The validation ELBO runs
+    `eval_batch` images per pass. A NaN or infinite loss raises
     `NonFiniteLossError` naming the epoch and batch.
     """
     device = train_images.device
@@ -133,7 +136,7 @@ def train_vae(
         stats = EpochStats(
             epoch=epoch,
             train_elbo=total.item() / n,
-            val_elbo=mean_elbo(model, val_images, seed + 2),
+            val_elbo=mean_elbo(model, val_images, seed + 2, eval_batch),
             seconds=seconds,
             images_per_second=n / seconds,
         )

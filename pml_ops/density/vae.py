@@ -44,21 +44,34 @@ class VAE(nn.Module):
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return log_lik - kl
 
-    def iwae(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def iwae(
+        self,
+        x: torch.Tensor,
+        k: int,
+        generator: torch.Generator | None = None,
+        samples_per_pass: int | None = None,
+    ) -> torch.Tensor:
         """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x) per image (N,).
 
-        K = 1 is an unbiased single-sample ELBO; the bound does not decrease in expectation as K
-        grows and tends to log p(x).
+        The encoder runs once per image; the K x N latent samples go through the decoder in
+        passes of at most `samples_per_pass` (all at once when None), which bounds memory
+        without changing the result (the noise is drawn once, up front). K = 1 is an unbiased
+        single-sample ELBO; the bound does not decrease in expectation as K grows and tends to
+        log p(x).
         """
         mean, logvar = self.posterior(x)
         std = torch.exp(0.5 * logvar)
         n, d = mean.shape
         eps = torch.randn((k, n, d), generator=generator, device=mean.device, dtype=mean.dtype)
-        z = mean + std * eps  # (K, N, D)
-        logits = self.decoder(z.reshape(k * n, d)).reshape(k, n, -1)
-        target = x.reshape(1, n, -1).expand(k, n, -1)
-        log_lik = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
-        log_prior = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
-        log_q = -0.5 * (eps.pow(2) + math.log(2 * math.pi) + logvar).sum(-1)
-        log_w = log_lik + log_prior - log_q
+        step = k if samples_per_pass is None else max(1, samples_per_pass // n)
+        log_w = torch.empty((k, n), device=mean.device, dtype=mean.dtype)
+        for first in range(0, k, step):
+            e = eps[first : first + step]
+            z = mean + std * e  # (k', N, D)
+            logits = self.decoder(z.reshape(-1, d)).reshape(len(e), n, -1)
+            target = x.reshape(1, n, -1).expand(len(e), n, -1)
+            log_lik = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+            log_prior = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+            log_q = -0.5 * (e.pow(2) + math.log(2 * math.pi) + logvar).sum(-1)
+            log_w[first : first + len(e)] = log_lik + log_prior - log_q
         return torch.logsumexp(log_w, dim=0) - math.log(k)

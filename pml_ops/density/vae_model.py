@@ -1,8 +1,10 @@
 """The VAE family (MLP VAE and convolutional CVAE) as a `DensityModel`.
 
-`VaeModel(name, family, architecture, training, seed, device)` holds the hyperparameters; `fit`
-builds the network from the architecture and trains it with `train_vae` (checkpoint and resume
-unchanged); every scoring method runs in inference mode on `device`, in batches.
+`VaeModel(name, family, architecture, training, seed, device, memory_budget_mib)` holds the
+hyperparameters; `fit` builds the network from the architecture and trains it with `train_vae`
+(checkpoint and resume unchanged); every scoring method runs in inference mode on `device`, in
+batches sized so that one pass's activations stay within `memory_budget_mib` (pml_ops.density.
+batching), whatever the architecture.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from pml_ops.density.data import DensitySplit
     from pml_ops.density.vae import VAE
 
-SCORE_BATCH = 2048
+DEFAULT_MEMORY_BUDGET_MIB = 256.0
 Architecture = MlpVaeArchitecture | ConvVaeArchitecture
 ARCHITECTURES: dict[str, type[Architecture]] = {"vae": MlpVaeArchitecture, "cvae": ConvVaeArchitecture}
 
@@ -41,8 +43,10 @@ class VaeModel:
         training: TrainingParams,
         seed: int,
         device: torch.device,
+        memory_budget_mib: float = DEFAULT_MEMORY_BUDGET_MIB,
     ) -> None:
         self.name, self.family = name, family
+        self.memory_budget_bytes = int(memory_budget_mib * 2**20)
         self.architecture, self.training, self.seed, self.device = architecture, training, seed, device
         self.latent_dim = architecture.latent_dim
         self.module_: VAE | None = None
@@ -59,8 +63,9 @@ class VaeModel:
         from pml_ops.density.data import image_tensor
         from pml_ops.density.training import train_vae
 
+        module = self.build()
         result = train_vae(
-            self.build(),
+            module,
             image_tensor(split.x_train, self.device),
             image_tensor(split.x_val, self.device),
             self.training,
@@ -69,6 +74,7 @@ class VaeModel:
             fingerprint=repr(self.architecture),
             on_epoch=callbacks.on_epoch,
             label=self.name,
+            eval_batch=self._rows(module, encoder=True, decoder=True),
         )
         if callbacks.checkpoint is not None:  # only an interrupted run leaves one: never resume a
             callbacks.checkpoint.unlink()  # finished, older run
@@ -110,13 +116,15 @@ class VaeModel:
         seed: int,
         device: torch.device,
         expected: dict[str, Any] | None = None,
+        memory_budget_mib: float = DEFAULT_MEMORY_BUDGET_MIB,
     ) -> VaeModel:
         """The model saved at `path`, rebuilt from the architecture the file records; refused when
         `expected` hyperparameters are given and differ."""
         head, state = artifact.load_torch(path, name, family, expected)
         saved = head["hyperparameters"]
         architecture = ARCHITECTURES[family](**saved["architecture"])
-        model = cls(name, family, architecture, TrainingParams(**saved["training"]), seed, device)
+        training = TrainingParams(**saved["training"])
+        model = cls(name, family, architecture, training, seed, device, memory_budget_mib)
         module = model.build()
         module.load_state_dict(state)
         model.module_ = module.to(device).eval()
@@ -134,7 +142,17 @@ class VaeModel:
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips slow inference
         )
 
-    def _batches(self, x: np.ndarray, batch: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
+    def _rows(self, module: VAE, encoder: bool, decoder: bool, samples: int = 1) -> int:
+        """Images per pass within the memory budget: the encoder once per image, the decoder
+        `samples` times."""
+        from pml_ops.density.batching import decoder_bytes_per_sample, encoder_bytes_per_image, rows_within
+
+        per_image = (encoder_bytes_per_image(module) if encoder else 0) + (
+            samples * decoder_bytes_per_sample(module) if decoder else 0
+        )
+        return rows_within(self.memory_budget_bytes, per_image)
+
+    def _batches(self, x: np.ndarray, batch: int) -> Iterator[torch.Tensor]:
         import torch
 
         for start in range(0, len(x), batch):
@@ -151,41 +169,61 @@ class VaeModel:
         import torch
 
         generator = self._generator(seed)
-        with torch.inference_mode():
-            return np.concatenate([self.module.elbo(b, generator).cpu().numpy() for b in self._batches(x)])
-
-    def iwae(self, x: np.ndarray, k: int, chunk: int, seed: int = 0) -> np.ndarray:
-        """Importance-weighted bound with K = k per image, at most `chunk` images x samples at once."""
-        import torch
-
-        generator = self._generator(seed)
-        images = max(1, chunk // k)
+        batch = self._rows(self.module, encoder=True, decoder=True)
         with torch.inference_mode():
             return np.concatenate(
-                [self.module.iwae(b, k, generator).cpu().numpy() for b in self._batches(x, images)]
+                [self.module.elbo(b, generator).cpu().numpy() for b in self._batches(x, batch)]
+            )
+
+    def iwae(self, x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+        """Importance-weighted bound with K = k per image. The encoder runs once per image and
+        the K samples of as many images as fit the memory budget go through the decoder in one
+        pass; when K samples of one image do not fit, they are split over several passes."""
+        import torch
+
+        from pml_ops.density.batching import decoder_bytes_per_sample, rows_within
+
+        generator = self._generator(seed)
+        images = self._rows(self.module, encoder=True, decoder=True, samples=k)
+        samples = rows_within(self.memory_budget_bytes, decoder_bytes_per_sample(self.module))
+        with torch.inference_mode():
+            return np.concatenate(
+                [
+                    self.module.iwae(b, k, generator, samples_per_pass=samples).cpu().numpy()
+                    for b in self._batches(x, images)
+                ]
             )
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         import torch
 
+        batch = self._rows(self.module, encoder=True, decoder=False)
         with torch.inference_mode():
-            return np.concatenate([self.module.posterior(b)[0].cpu().numpy() for b in self._batches(x)])
+            return np.concatenate(
+                [self.module.posterior(b)[0].cpu().numpy() for b in self._batches(x, batch)]
+            )
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         import torch
 
+        batch = self._rows(self.module, encoder=False, decoder=True)
+        latent = np.asarray(z, dtype=np.float32)
+        out = []
         with torch.inference_mode():
-            latent = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
-            return self.module.decode(latent).reshape(len(z), -1).cpu().numpy()
+            for start in range(0, len(latent), batch):
+                chunk = torch.from_numpy(latent[start : start + batch]).to(self.device)
+                out.append(self.module.decode(chunk).reshape(len(chunk), -1).cpu().numpy())
+        return np.concatenate(out)
 
     def reconstruct(self, x: np.ndarray, sample: bool, seed: int) -> np.ndarray:
         """Decoder mean at the posterior mean, or at one posterior sample."""
         import torch
 
         generator = self._generator(seed)
+        batch = self._rows(self.module, encoder=True, decoder=True)
         out = []
         with torch.inference_mode():
-            for b in self._batches(x):
+            for b in self._batches(x, batch):
                 mean, logvar = self.module.posterior(b)
                 if sample:
                     eps = torch.randn(mean.shape, generator=generator, device=self.device)

@@ -9,8 +9,8 @@ from typing import Any
 
 from pml_ops.config import Params
 from pml_ops.io import write_json
-from pml_ops.tuning.figures import draw_figures
-from pml_ops.tuning.report import promote_best, summarize
+from pml_ops.tuning.figures import draw_figures, pareto_figure
+from pml_ops.tuning.report import CostBudget, cost_summary, promote_best, summarize
 from pml_ops.tuning.storage import resolve_storage
 from pml_ops.tuning.study import StudyPlan, run_study
 from pml_ops.tuning.task import TuningTask
@@ -58,12 +58,23 @@ def tune(
 
     project = Path.cwd() if project_dir is None else project_dir
     plan = make_plan(params, task.model, overrides, project)
+    cost = None
+    ratio = params.tuning.trial.max_epoch_time_ratio
+    if ratio is not None:
+        cost = CostBudget(task.reference_seconds_per_epoch(), ratio)
+        print(
+            f"tune: {task.model}'s own architecture takes {cost.reference_s:.2f} s per epoch with the "
+            f"trial settings; promotion budget {ratio:g}x = {cost.reference_s * ratio:.2f} s"
+        )
     started = time.monotonic()
     study, run_id = run_study(plan, task, params.tracking, project)
     elapsed = time.monotonic() - started
 
     out_dir = project / params.tuning.output_dir / task.model
     figures, skipped = draw_figures(study, out_dir / "figures")
+    costs = cost_summary(study, cost)
+    if costs["trials"]:
+        figures.append(pareto_figure(costs, out_dir / "figures" / "pareto_front.png"))
     budget = {
         "trials_added": plan.trials,
         "workers": plan.workers,
@@ -76,6 +87,7 @@ def tune(
     }
     summary = summarize(study, plan.storage, budget)
     summary["figures_skipped"] = skipped
+    summary["cost"] = costs
     summary["mlflow_study_run"] = run_id
     promotion = None
     if summary["best"] is not None:
@@ -86,7 +98,12 @@ def tune(
             "validation_size": trial.validation_size,
         }
         result = promote_best(
-            study, task, project / params.tuning.best_params_file, score_budget, force=overrides.promote
+            study,
+            task,
+            project / params.tuning.best_params_file,
+            score_budget,
+            force=overrides.promote,
+            cost=cost,
         )
         promotion = {
             "promoted": result.promoted,

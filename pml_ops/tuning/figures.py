@@ -19,6 +19,38 @@ FIGURES: dict[str, Callable[..., Any]] = {
 }
 
 
+def pareto_figure(cost: dict[str, Any], path: Path) -> Path:
+    """Validation ELBO against seconds per training epoch of every completed trial, the Pareto
+    front joined, and the cost budget as a vertical line (`cost` from `report.cost_summary`)."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    trials = {t["number"]: t for t in cost["trials"]}
+    axes.scatter(
+        [t["seconds_per_epoch"] for t in trials.values()],
+        [t["value"] for t in trials.values()],
+        color="0.6",
+        label="trial",
+    )
+    front = [trials[n] for n in cost["pareto_front"]]
+    axes.plot(
+        [t["seconds_per_epoch"] for t in front],
+        [t["value"] for t in front],
+        "o-",
+        color="C0",
+        label="Pareto front",
+    )
+    if cost["reference_seconds_per_epoch"] is not None:
+        limit = cost["reference_seconds_per_epoch"] * cost["max_epoch_time_ratio"]
+        axes.axvline(cost["reference_seconds_per_epoch"], color="C2", linestyle=":", label="own architecture")
+        axes.axvline(limit, color="C3", linestyle="--", label=f"budget ({cost['max_epoch_time_ratio']:g}x)")
+    axes.set_xscale("log")
+    axes.set_xlabel("seconds per training epoch (trial settings)")
+    axes.set_ylabel(TARGET_NAME)
+    axes.legend()
+    save_figure(figure, path)
+    return path
+
+
 def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict[str, str]]:
     """Write each figure as PNG; return the files written and, per figure not drawn, why.
 

@@ -10,6 +10,7 @@ architecture and learning rate replace the rest.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,23 @@ class DensityTask:
         return build(sampled, self.latent_dim)
 
     def prepare(self) -> Evaluate:
+        train = self._trainer()
+
+        def evaluate(sampled: dict[str, Any], on_epoch: EpochCallback) -> float:
+            return train(self.architecture(sampled), sampled["lr"], on_epoch)
+
+        return evaluate
+
+    def reference_seconds_per_epoch(self) -> float:
+        """Train the model's params.yaml architecture with the trial settings; seconds per epoch."""
+        own = getattr(self.params, self.model)
+        train = self._trainer()
+        started = time.perf_counter()
+        train(own.architecture, own.training.lr, lambda epoch, value: None)
+        return (time.perf_counter() - started) / self.params.tuning.trial.epochs
+
+    def _trainer(self) -> Callable[[ConvVaeArchitecture | MlpVaeArchitecture, float, EpochCallback], float]:
+        """Load the trial data once; return train(architecture, lr, on_epoch) -> final val ELBO."""
         from pml_ops.data.mnist import load_mnist
         from pml_ops.density.architectures import build_model
         from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
@@ -95,7 +113,9 @@ class DensityTask:
         val_images = image_tensor(images[val_idx[: trial.validation_size]], device)
         batch_size = getattr(self.params, self.model).training.batch_size
 
-        def evaluate(sampled: dict[str, Any], on_epoch: EpochCallback) -> float:
+        def train(
+            architecture: ConvVaeArchitecture | MlpVaeArchitecture, lr: float, on_epoch: EpochCallback
+        ) -> float:
             started = time.monotonic()
 
             def after_epoch(stats: EpochStats) -> None:
@@ -111,8 +131,8 @@ class DensityTask:
                         f"tuning.trial.max_seconds={trial.max_seconds:g} after epoch {stats.epoch}"
                     )
 
-            model = build_model(self.architecture(sampled), seed=trial.seed)
-            training = TrainingParams(epochs=trial.epochs, batch_size=batch_size, lr=sampled["lr"])
+            model = build_model(architecture, seed=trial.seed)
+            training = TrainingParams(epochs=trial.epochs, batch_size=batch_size, lr=lr)
             result = train_vae(
                 model,
                 train_images,
@@ -124,7 +144,7 @@ class DensityTask:
             )
             return result.history[-1].val_elbo
 
-        return evaluate
+        return train
 
     def best_section(self, sampled: dict[str, Any]) -> dict[str, Any]:
         return {"architecture": self.architecture(sampled).model_dump(), "lr": sampled["lr"]}

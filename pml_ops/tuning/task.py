@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import socket
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ Evaluate = Callable[[dict[str, Any], EpochCallback], float]
 """Train one sampled configuration, call back every epoch, return the final validation ELBO."""
 
 OBJECTIVE = "val_elbo"  # the metric name, per epoch and final
+COST = "seconds_per_epoch"  # trial user attr and metric: training wall time per epoch
 FAIL_REASON = "fail_reason"
 PRUNE_REASON = "prune_reason"
 MLFLOW_RUN = "mlflow_run_id"
@@ -93,6 +95,10 @@ class TuningTask(Protocol):
     def best_section(self, params: dict[str, Any]) -> dict[str, Any]:
         """The best trial's params as the model configuration that training stages read."""
 
+    def reference_seconds_per_epoch(self) -> float:
+        """Seconds per epoch of the model's own (untuned) configuration under the trial settings:
+        the unit of the cost budget, measured in the same run as the trials."""
+
 
 @dataclass(frozen=True)
 class MlflowTarget:
@@ -120,7 +126,11 @@ class TrialRunner:
     def __call__(self, trial: optuna.Trial) -> float:
         import mlflow
 
+        epochs = 0
+
         def on_epoch(epoch: int, value: float) -> None:
+            nonlocal epochs
+            epochs = epoch
             check_stop()
             value = _check_finite(value, f"after epoch {epoch}")
             mlflow.log_metric(OBJECTIVE, value, step=epoch)
@@ -148,7 +158,9 @@ class TrialRunner:
             )
             trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
             mlflow.log_params(params)
+            started = time.perf_counter()
             value = _check_finite(self.evaluate(params, on_epoch), "at the end of training")
+            cost = (time.perf_counter() - started) / max(1, epochs)
         except optuna.TrialPruned as pruned:
             self._end(trial, "PRUNED", "KILLED", PRUNE_REASON, str(pruned))
             raise
@@ -167,7 +179,8 @@ class TrialRunner:
                 reason = "".join(traceback.format_exception_only(error)).strip()
                 self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
             raise
-        mlflow.log_metric("value", value)
+        trial.set_user_attr(COST, cost)
+        mlflow.log_metrics({"value": value, COST: cost})
         mlflow.set_tag("optuna.state", "COMPLETE")
         mlflow.end_run("FINISHED")
         return value

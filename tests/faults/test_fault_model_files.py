@@ -76,7 +76,7 @@ def test_unbuildable_tuned_architecture_names_the_tuned_file(params, tmp_path):
     (tmp_path / "params_tuned.yaml").write_text(yaml.safe_dump(tuned))
     with pytest.raises(
         ConfigError,
-        match=r"^models.cvae_tuned: params_tuned.yaml: cvae_tuned.architecture: \(kernel_size=5, stride=1, "
-        r"padding=2, output_padding=1\): output_padding must be smaller than stride$",
+        match=r"^models.cvae_tuned: params_tuned.yaml: cvae_tuned.architecture: \(kernel_size=7, stride=1, "
+        r"padding=3, output_padding=1\): output_padding must be smaller than stride$",
     ):
         registry.check_models(params)
