@@ -122,18 +122,6 @@ class VaeModel:
         model.module_ = module.to(device).eval()
         return model
 
-    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None:
-        import mlflow.pytorch
-        import torch
-
-        # pt2 (torch.export) format: forward(x) maps images (N, 1, 28, 28) to reconstructions.
-        mlflow.pytorch.log_model(
-            self.module.cpu(),
-            name="model",
-            input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips slow inference
-        )
-
     def _batches(self, x: np.ndarray, batch: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
         import torch
 
