@@ -106,6 +106,21 @@ def test_champion_moves_only_for_a_better_test_score(logged_ppca):
     champion = client.get_model_version_by_alias("pml-ops-ppca", "champion")
     assert champion.version == better.version
     assert champion.tags["test_score"] == "-99.5" and champion.tags["git_commit"] == "c"
-    assert champion.model_id == model_id
+    assert champion.source == f"models:/{model_id}"
     versions = client.search_model_versions("name = 'pml-ops-ppca'")
     assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+
+
+def test_gmm_latent_is_the_component_posterior_and_reconstruction_its_mean():
+    from pml_ops.config import GmmParams
+    from pml_ops.density.gmm import GMM
+
+    images = np.random.default_rng(1).random((60, 784))
+    params = GmmParams(n_components=3, covariance_type="diag", reg_covar=0.01, max_iter=5, n_init=1)
+    gmm = GMM(params, 0).fit_pixels(images)
+    weights = gmm.encode(images)
+    np.testing.assert_allclose(weights.sum(1), 1.0)
+    np.testing.assert_allclose(gmm.reconstruct(images, False, 0), weights @ gmm.component_means())
+    drawn = gmm.reconstruct(images, True, 0)
+    means = gmm.component_means()
+    assert all(any(np.array_equal(row, mean) for mean in means) for row in drawn)

@@ -29,7 +29,8 @@ ARTIFACT = "density_model"
 NAME = "model"  # the logged model's name within its run
 COLUMNS = {
     "log_density": "nats per image: the model's objective (single-sample ELBO for the VAE "
-    "family, with the evaluate stage's fixed seed; exact log-likelihood for PPCA and the GMM)",
+    "family, with the evaluate stage's fixed seed; exact log-likelihood for PPCA and the GMM), in "
+    "the model's own float type (float32 for torch and the GMM, float64 for PPCA)",
     "latent_mean": "posterior mean of the latent variable (VAE/CVAE/PPCA: the latent_dim "
     "coordinates; GMM: the posterior probability of each component)",
     "reconstruction": "784 pixel values: the decoder mean at the posterior mean (GMM: the "
@@ -48,7 +49,7 @@ def predict_frame(model: DensityModel, images: np.ndarray, seed: int) -> pd.Data
     """The pyfunc's output for `images`: one row per image, the columns of `COLUMNS`."""
     return pd.DataFrame(
         {
-            "log_density": np.asarray(model.log_density(images), dtype=np.float64),
+            "log_density": np.asarray(model.log_density(images)),  # the model's own float type
             "latent_mean": list(np.asarray(model.encode(images), dtype=np.float64)),
             "reconstruction": list(np.asarray(model.reconstruct(images, False, seed), dtype=np.float64)),
         }
