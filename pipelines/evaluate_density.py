@@ -11,10 +11,13 @@ from pml_ops.config import Params, flatten
 from pml_ops.density import registry
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
+from pml_ops.density.pyfunc import recorded_or_logged
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.io import write_json
+from pml_ops.model_registry import register, version_tags
 from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
+from pml_ops.tracking import log_images
 
 
 def evaluate(params: Params, name: str) -> None:
@@ -25,15 +28,29 @@ def evaluate(params: Params, name: str) -> None:
     model, paths = registry.load(params, name), registry.paths(params, name)
     x_train, x_test = to_unit_float(split.x_train), to_unit_float(split.x_test)
     seed = params.density.seed
-    with stage_run(params, f"evaluate {name}", {"stage": f"evaluate_{name}", "model": name}):
+    tags = {"stage": f"evaluate_{name}", "model": name}
+    with stage_run(params, f"evaluate {name}", tags) as run:
         mlflow.log_params(flatten("evaluate", params.evaluate.model_dump()))
+        test_set = log_images(split.x_test, "test", params.data.path, "test")
         metrics = evaluate_model(model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed)
         for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed):
             mlflow.log_artifact(str(path), artifact_path="figures")
         metrics.update(resource_metrics(start))
-        mlflow.log_metrics(numeric(metrics))
+        model_id = recorded_or_logged(model, paths.artifact, x_test[:2], seed, tags)
+        mlflow.log_metrics(numeric(metrics), model_id=model_id, dataset=test_set)
+        settings = {"hyperparameters": model.hyperparameters(), "density": params.density.model_dump()}
+        provenance = version_tags(params.data.path, settings, run.info.run_id)
+        registration = register(f"models:/{model_id}", name, metrics["test_score"], provenance)
+        mlflow.set_tags(
+            {
+                "registered_model": registration.name,
+                "registered_version": registration.version,
+                "registry_alias": registration.alias,
+            }
+        )
     write_json(paths.evaluate_metrics, metrics)
     print(f"evaluate {name}: {metrics['objective']} {metrics['test_score']:.2f} nats/image")
+    print(f"evaluate {name}: {registration.name} version {registration.version} is the {registration.alias}")
 
 
 if __name__ == "__main__":

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from pml_ops.config import Params, flatten
 from pml_ops.density import registry
-from pml_ops.density.data import density_split
+from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.pyfunc import log_and_record
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.training import EpochStats
 from pml_ops.io import write_json
 from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
+from pml_ops.tracking import log_images
 
 
 def train(params: Params, name: str) -> None:
@@ -27,9 +27,12 @@ def train(params: Params, name: str) -> None:
     start = time.perf_counter()
     split = density_split(params)
     model, paths = registry.create(params, name), registry.paths(params, name)
-    with stage_run(params, f"train {name}", {"stage": f"train_{name}", "model": name}):
+    tags = {"stage": f"train_{name}", "model": name}
+    with stage_run(params, f"train {name}", tags, system_metrics=True):
         hyper = flatten(name, model.hyperparameters())
         mlflow.log_params({**hyper, "seed": params.density.seed, "train_images": len(split.x_train)})
+        log_images(split.x_train, "train", params.data.path, "training")
+        log_images(split.x_val, "validation", params.data.path, "validation")
 
         def log_epoch(stats: EpochStats) -> None:
             mlflow.log_metrics({"train_elbo": stats.train_elbo, "val_elbo": stats.val_elbo}, step=stats.epoch)
@@ -41,14 +44,17 @@ def train(params: Params, name: str) -> None:
         mlflow.log_params(model.run_params())
         write_json(paths.history, model.history_)
         model.save(paths.artifact)
-        model.log_mlflow_model(paths.artifact, (split.x_val[:2, None] / 255.0).astype(np.float32))
+        model_id = log_and_record(
+            model, paths.artifact, to_unit_float(split.x_val[:2]), params.density.seed, tags
+        )
         metrics = {
             **model.train_metrics_,
             "train_images": len(split.x_train),
             "validation_images": len(split.x_val),
             **resource_metrics(start),
         }
-        mlflow.log_metrics(numeric(metrics, skip={"train_elbo", "val_elbo"}))  # per epoch already
+        # per-epoch curves are logged already; the rest also describes the logged model
+        mlflow.log_metrics(numeric(metrics, skip={"train_elbo", "val_elbo"}), model_id=model_id)
     write_json(paths.train_metrics, metrics)
     print(f"train {name}: wrote {paths.artifact} in {metrics['wall_time_s']:.1f} s")
 

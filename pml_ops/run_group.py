@@ -1,10 +1,13 @@
-"""Group the MLflow runs of one `dvc repro` under one parent run.
+"""One MLflow run per stage, all runs of one `dvc repro` marked as one pipeline run.
 
-Stages run as separate processes, so they agree on a group key instead of passing a run id: the
-HEAD commit (without the `-dirty` mark, which flips as dvc.lock is rewritten during a repro) and
-the content of params.yaml, or $PML_OPS_RUN_GROUP when set. Each stage's run is nested under the
-parent run tagged with that key, created by whichever stage comes first, so the MLflow UI shows
-one expandable row per pipeline version with every model's runs side by side.
+Stages run as separate processes, so they agree on a key instead of passing a run id: the HEAD
+commit (without the `-dirty` mark, which flips as dvc.lock is rewritten during a repro) and the
+content of params.yaml, or $PML_OPS_RUN_GROUP when set. Every stage's run carries it as the tag
+`pipeline`. The layout is flat, with no parent run: MLflow 3's runs table shows a parent as one
+collapsed row, hiding the models' runs, their Dataset and Models columns and their metrics, while
+flat runs are side by side at once and "Group by" tag `pipeline` gives the per-pipeline view. With
+no parent to find or create, stages that start together cannot race. Each run also carries the
+DVC experiment name, the git commit and the DVC md5 of the data.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from typing import Any
 
 from pml_ops.config import DEFAULT_PARAMS_FILE, Params
 from pml_ops.stage import stopping_run
-from pml_ops.tracking import configure, dvc_output_md5, git_commit, holding, retry_locked, store_lock
+from pml_ops.tracking import configure, dvc_experiment, dvc_output_md5, git_commit, retry_locked
 
 GROUP_ENV = "PML_OPS_RUN_GROUP"
-GROUP_TAG = "pml_ops.group"
-ROLE_TAG = "pml_ops.role"
+PIPELINE_TAG = "pipeline"
+SYSTEM_METRICS_INTERVAL_S = 2.0  # MLflow's default (10 s) leaves a stage shorter than that without a sample
 
 
 def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS_FILE) -> str:
@@ -34,47 +37,27 @@ def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS
     return hashlib.sha256(commit.encode() + b"\0" + params_text).hexdigest()[:12]
 
 
-def parent_run_id(experiment_id: str, key: str) -> str:
-    """The group's parent run: found, or created if there is none. Find-or-create runs under
-    the store's lock, so stages starting at once (`dvc repro -j`, several workers) make one."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    query = f"tags.`{GROUP_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'group'"
-
-    def find_or_create() -> str:
-        found = client.search_runs([experiment_id], filter_string=query, max_results=1)
-        if found:
-            return found[0].info.run_id
-        run = client.create_run(
-            experiment_id, run_name=f"pipeline {key}", tags={GROUP_TAG: key, ROLE_TAG: "group"}
-        )
-        client.set_terminated(run.info.run_id, "FINISHED")
-        return run.info.run_id
-
-    uri = mlflow.get_tracking_uri()
-    with holding(store_lock(uri), "finding the pipeline's parent run"):
-        return retry_locked(find_or_create, "finding the pipeline's parent run")
-
-
 @contextlib.contextmanager
-def stage_run(params: Params, run_name: str, tags: dict[str, str]) -> Iterator[Any]:
-    """An active MLflow run for one stage, nested under its pipeline group, with provenance tags
-    (git commit, DVC md5 of the dataset, group key)."""
+def stage_run(
+    params: Params, run_name: str, tags: dict[str, str], system_metrics: bool = False
+) -> Iterator[Any]:
+    """An active MLflow run for one stage with provenance tags (pipeline key, git commit, DVC md5
+    of the dataset, DVC experiment); `system_metrics`: MLflow samples CPU and memory use during
+    the run."""
     import mlflow
 
-    experiment_id = configure(params.tracking)
-    key = group_key()
-    parent = parent_run_id(experiment_id, key)
+    configure(params.tracking)
+    if system_metrics:
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
     all_tags = {
-        GROUP_TAG: key,
+        PIPELINE_TAG: group_key(),
         "git_commit": git_commit(),
         "data_md5": dvc_output_md5(params.data.path),
+        "dvc_experiment": dvc_experiment(),
         **tags,
     }
     run = retry_locked(
-        lambda: mlflow.start_run(run_name=run_name, parent_run_id=parent, tags=all_tags),
+        lambda: mlflow.start_run(run_name=run_name, tags=all_tags, log_system_metrics=system_metrics),
         f"starting the MLflow run {run_name}",
     )
     with stopping_run(run.info.run_id):

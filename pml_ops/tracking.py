@@ -12,9 +12,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import filelock
 import yaml
@@ -23,6 +24,15 @@ from pml_ops.config import TrackingParams
 from pml_ops.errors import TrackingError
 
 URI_ENV = "MLFLOW_TRACKING_URI"
+# DVC sets DVC_ROOT for every stage command; for `dvc exp run --temp` and queued experiments it is
+# the project's own root, not the temporary workspace the stage runs in (dvc/repo/experiments/
+# queue/base.py), and DVC_EXP_NAME is the experiment's name.
+DVC_ROOT_ENV = "DVC_ROOT"
+DVC_EXP_ENV = "DVC_EXP_NAME"
+# The experiment kind MLflow 3's UI reads: this one opens the experiment on its training runs
+# instead of the GenAI overview.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 PREFLIGHT_TIMEOUT_S = 3.0
 PROXIED_ARTIFACTS = {
     "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
@@ -44,6 +54,17 @@ LOCKED_ATTEMPTS = 6  # "database is locked" retries: about 10 s in all
 T = TypeVar("T")
 
 
+def project_root() -> Path:
+    """Where the project's store lives: $DVC_ROOT when DVC runs the stage (the real project root,
+    also from a temporary experiment workspace), else the working directory."""
+    return Path(os.environ.get(DVC_ROOT_ENV) or Path.cwd())
+
+
+def dvc_experiment() -> str:
+    """The DVC experiment this stage runs in ($DVC_EXP_NAME), or 'workspace' for `dvc repro`."""
+    return os.environ.get(DVC_EXP_ENV) or "workspace"
+
+
 def resolve_uri(uri: str, project_dir: Path) -> str:
     """Make a relative `sqlite:///file` URI absolute so every stage and the UI share one store."""
     prefix = "sqlite:///"
@@ -53,8 +74,9 @@ def resolve_uri(uri: str, project_dir: Path) -> str:
 
 
 def tracking_uri(params: TrackingParams, project_dir: Path | None = None) -> str:
-    """$MLFLOW_TRACKING_URI if set, else params.yaml's `tracking.uri` (embedded SQLite)."""
-    project = Path.cwd() if project_dir is None else project_dir
+    """$MLFLOW_TRACKING_URI if set, else params.yaml's `tracking.uri` (embedded SQLite, a relative
+    path taken from `project_dir`, by default `project_root()`)."""
+    project = project_root() if project_dir is None else project_dir
     return os.environ.get(URI_ENV) or resolve_uri(params.uri, project)
 
 
@@ -159,9 +181,10 @@ def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
 
     For the embedded SQLite store the experiment's artifacts go to `tracking.artifact_root`
     inside the project; a tracking server decides its own artifact location. A server that does
-    not answer is reported at once (TrackingError) instead of after MLflow's retry loop.
+    not answer is reported at once (TrackingError) instead of after MLflow's retry loop. The
+    experiment is tagged as a model-development one, so MLflow's UI opens on its runs.
     """
-    project = Path.cwd() if project_dir is None else project_dir
+    project = project_root() if project_dir is None else project_dir
     uri = tracking_uri(params, project)
     if is_server(uri):
         check_server(uri)
@@ -182,6 +205,13 @@ def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
             if is_local_store(uri):
                 location = (project / params.artifact_root).resolve().as_uri()
             experiment_id = mlflow.create_experiment(params.experiment, artifact_location=location)
+        if (experiment.tags if experiment is not None else {}).get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            retry_locked(
+                lambda: mlflow.MlflowClient().set_experiment_tag(
+                    experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                ),
+                "MLflow",
+            )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -217,3 +247,22 @@ def dvc_output_md5(output: str, project_dir: Path | None = None) -> str:
             if out.get("path") == output and "md5" in out:
                 return str(out["md5"])
     return "unknown"
+
+
+def log_images(images: Any, split: str, data_path: str, context: str) -> Any:
+    """Log the MNIST images of one split as a dataset input of the active run and return the
+    MLflow dataset. Name `mnist-<split>-<N>` (a subset is another data set), digest the DVC md5
+    of `data_path`, source that file in the project; the input is tagged with the split, the
+    number of images and the md5."""
+    import mlflow
+    from mlflow.data.numpy_dataset import from_numpy
+
+    md5 = dvc_output_md5(data_path)
+    with warnings.catch_warnings():  # MLflow registers two equivalent sources for local files and
+        warnings.simplefilter("ignore", UserWarning)  # warns that it picks one of them
+        dataset = from_numpy(
+            images, source=str(project_root() / data_path), name=f"mnist-{split}-{len(images)}", digest=md5
+        )
+    tags = {"split": split, "images": str(len(images)), "dvc_md5": md5, "path": data_path}
+    retry_locked(lambda: mlflow.log_input(dataset, context=context, tags=tags), "logging the data set")
+    return dataset

@@ -61,7 +61,7 @@ def test_report_is_logged_to_mlflow_in_the_pipeline_group(pipeline_run):
     experiment = client.get_experiment_by_name("pml-ops")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     report = runs["report"]
-    assert report.data.tags["mlflow.parentRunId"] == runs["train vae"].data.tags["mlflow.parentRunId"]
+    assert report.data.tags["pipeline"] == runs["train vae"].data.tags["pipeline"]
     paths = {a.path for a in client.list_artifacts(report.info.run_id, "report")}
     assert paths == {"report/report.html", "report/report.md"}
     assert report.data.metrics["stage_wall_time_s/train_vae"] > 0

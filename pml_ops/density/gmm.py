@@ -100,16 +100,22 @@ class GMM:
         model.mixture_ = mixture
         return model
 
-    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None:
-        import mlflow.sklearn
-        import sklearn
-
-        mlflow.sklearn.log_model(
-            self.mixture, name="model", pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
-        )
-
     def log_density(self, x: np.ndarray) -> np.ndarray:
         return self.mixture.score_samples(x)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Posterior probability of each component per image (the mean of the one-hot latent)."""
+        return self.mixture.predict_proba(x)
+
+    def reconstruct(self, x: np.ndarray, sample: bool, seed: int) -> np.ndarray:
+        """The component means weighted by their posterior probabilities, or (sample=True) the
+        mean of one component drawn from the posterior."""
+        weights = self.encode(x)
+        if sample:
+            rng = np.random.default_rng(seed)
+            drawn = (weights.cumsum(1) > rng.random((len(x), 1))).argmax(1)
+            return self.mixture.means_[drawn]
+        return weights @ self.mixture.means_
 
     def component_means(self) -> np.ndarray:
         return self.mixture.means_

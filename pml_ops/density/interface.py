@@ -53,7 +53,14 @@ class DensityModel(Protocol):
 
     def run_params(self) -> dict[str, Any]: ...
 
-    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None: ...
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Posterior mean of the latent variable per image (for the GMM: the posterior
+        probability of each component, the mean of the one-hot component indicator)."""
+        ...
+
+    def reconstruct(self, x: np.ndarray, sample: bool, seed: int) -> np.ndarray:
+        """Decoder mean at the posterior mean (sample=False) or at one posterior sample."""
+        ...
 
     def figures(
         self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
@@ -64,8 +71,4 @@ class DensityModel(Protocol):
 class LatentDensityModel(DensityModel, Protocol):
     latent_dim: int
 
-    def encode(self, x: np.ndarray) -> np.ndarray: ...
-
     def decode(self, z: np.ndarray) -> np.ndarray: ...
-
-    def reconstruct(self, x: np.ndarray, sample: bool, seed: int) -> np.ndarray: ...

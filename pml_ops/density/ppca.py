@@ -124,11 +124,6 @@ class PPCA:
         model.W_, model.mu_, model.sigma2_ = arrays["W"], arrays["mu"], float(arrays["sigma2"])
         return model
 
-    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None:
-        import mlflow
-
-        mlflow.log_artifact(str(path), artifact_path="model")
-
     def figures(
         self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
     ) -> list[Path]:

@@ -27,7 +27,7 @@ from pml_ops.config import (
 from pml_ops.density.gmm import GMM
 from pml_ops.density.interface import DensityModel
 from pml_ops.density.ppca import PPCA
-from pml_ops.density.vae_model import VaeModel
+from pml_ops.density.vae_model import DEFAULT_MEMORY_BUDGET_MIB, VaeModel
 from pml_ops.errors import ArchitectureError, ConfigError
 
 SUFFIX = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".npz"}
@@ -126,16 +126,37 @@ def create(params: Params, name: str) -> DensityModel:
     return VaeModel(name, family, section.architecture, section.training, seed, _device(params), budget)
 
 
+def load_artifact(
+    path: Path,
+    name: str,
+    family: str,
+    seed: int,
+    device: Any,
+    expected: dict[str, Any] | None = None,
+    memory_budget_mib: float = DEFAULT_MEMORY_BUDGET_MIB,
+) -> DensityModel:
+    """The trained model saved at `path` by a model of `family` (refused when `expected`
+    hyperparameters are given and differ). `device`: where a torch model runs."""
+    if family == "ppca":
+        return PPCA.load(path, name, expected)
+    if family == "gmm":
+        return GMM.load(path, name, seed, expected)
+    import torch
+
+    return VaeModel.load(path, name, family, seed, torch.device(device), expected, memory_budget_mib)
+
+
 def load(params: Params, name: str) -> DensityModel:
     """The trained model `name` from its artifact, refused unless it matches the params."""
     family, seed, path = entry(params, name).family, params.density.seed, paths(params, name).artifact
     if family == "ppca":
-        return PPCA.load(path, name, {"latent_dim": params.ppca.latent_dim})
+        expected: dict[str, Any] = {"latent_dim": params.ppca.latent_dim}
+        return load_artifact(path, name, family, seed, "cpu", expected)
     if family == "gmm":
-        return GMM.load(path, name, seed, params.gmm.model_dump())
+        return load_artifact(path, name, family, seed, "cpu", params.gmm.model_dump())
     section = vae_params(params, name)
     expected = {"architecture": section.architecture.model_dump(), "training": section.training.model_dump()}
-    return VaeModel.load(
+    return load_artifact(
         path, name, family, seed, _device(params), expected, params.evaluate.memory_budget_mib
     )
 

@@ -130,18 +130,6 @@ class VaeModel:
         model.module_ = module.to(device).eval()
         return model
 
-    def log_mlflow_model(self, path: Path, example: np.ndarray) -> None:
-        import mlflow.pytorch
-        import torch
-
-        # pt2 (torch.export) format: forward(x) maps images (N, 1, 28, 28) to reconstructions.
-        mlflow.pytorch.log_model(
-            self.module.cpu(),
-            name="model",
-            input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips slow inference
-        )
-
     def _rows(self, module: VAE, encoder: bool, decoder: bool, samples: int = 1) -> int:
         """Images per pass within the memory budget: the encoder once per image, the decoder
         `samples` times."""
