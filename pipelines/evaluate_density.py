@@ -12,6 +12,7 @@ from pml_ops.density import registry
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
 from pml_ops.density.stages import numeric, run_model_stage
+from pml_ops.density.units import dequantise
 from pml_ops.io import write_json
 from pml_ops.run_group import stage_run
 
@@ -26,7 +27,10 @@ def evaluate(params: Params, name: str) -> None:
     seed = params.density.seed
     with stage_run(params, f"evaluate {name}", {"stage": f"evaluate_{name}", "model": name}):
         mlflow.log_params(flatten("evaluate", params.evaluate.model_dump()))
-        metrics = evaluate_model(model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed)
+        x_dequantised = dequantise(split.x_test, params.evaluate.dequantisation_seed)
+        metrics = evaluate_model(
+            model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed, x_dequantised
+        )
         for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed):
             mlflow.log_artifact(str(path), artifact_path="figures")
         metrics["wall_time_s"] = time.perf_counter() - start

@@ -210,11 +210,17 @@ class DensityParams(Section):
     figures_dir: NonEmptyStr
 
 
+# The VAE decoder's observation model: the study's Bernoulli on grey levels (not a normalised
+# density over [0, 1]) or the continuous Bernoulli (one; pml_ops.density.units).
+Decoder = Literal["bernoulli", "continuous_bernoulli"]
+
+
 class MlpVaeArchitecture(Section):
     """VAE with MLP encoder 784 -> hidden[0] -> ... -> heads; the decoder mirrors it."""
 
     latent_dim: PositiveInt
     hidden: Annotated[list[PositiveInt], Field(min_length=1)]
+    decoder: Decoder = "bernoulli"
 
 
 class ConvVaeArchitecture(Section):
@@ -228,6 +234,7 @@ class ConvVaeArchitecture(Section):
     padding: NonNegativeInt
     output_padding: NonNegativeInt
     hidden: list[PositiveInt]
+    decoder: Decoder = "bernoulli"
 
 
 class TrainingParams(Section):
@@ -267,6 +274,7 @@ class EvaluateParams(Section):
     iwae_samples: PositiveInt  # K of the importance-weighted bound on log p(x)
     iwae_images: PositiveInt | None  # the first N test images get the IWAE bound; null = all
     iwae_chunk: PositiveInt  # images x samples evaluated at once (memory bound)
+    dequantisation_seed: NonNegativeInt  # the uniform noise u of (k + u) / 256, the same for every model
     knn_neighbors: PositiveInt
     grid_size: PositiveInt
     grid_span: PositiveFloat  # the latent grid covers [-span, span] in each of the first two dims

@@ -23,6 +23,7 @@ class GMM:
     family = "gmm"
     objective = "exact log-likelihood"
     observation = "Gaussian-mixture density over pixel values in [0, 1]"
+    normalised = True
 
     def __init__(self, params: GmmParams, seed: int, name: str = "gmm") -> None:
         self.params, self.seed, self.name = params, seed, name

@@ -38,6 +38,7 @@ class DensityModel(Protocol):
     family: str
     objective: str  # "ELBO" (a lower bound) or "exact log-likelihood"
     observation: str  # the observation model, stated beside every score
+    normalised: bool  # log_density is (or bounds) a normalised density over [0, 1]^784: bits/dim apply
     train_metrics_: dict[str, Any]  # set by `fit`: scores on the training and validation images
     history_: list[dict[str, Any]]  # set by `fit`: one row per epoch (empty for closed forms)
 

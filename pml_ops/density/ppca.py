@@ -29,6 +29,7 @@ class PPCA:
     family = "ppca"
     objective = "exact log-likelihood"
     observation = "Gaussian density over pixel values in [0, 1] (x = Wz + mu + N(0, sigma^2 I))"
+    normalised = True
 
     def __init__(self, latent_dim: int, name: str = "ppca") -> None:
         self.latent_dim, self.name = latent_dim, name

@@ -29,9 +29,15 @@ Architecture = MlpVaeArchitecture | ConvVaeArchitecture
 ARCHITECTURES: dict[str, type[Architecture]] = {"vae": MlpVaeArchitecture, "cvae": ConvVaeArchitecture}
 
 
+OBSERVATIONS = {
+    "bernoulli": "Bernoulli decoder with pixel values in [0, 1] as targets (continuous BCE; not a "
+    "normalised density over [0, 1])",
+    "continuous_bernoulli": "continuous Bernoulli decoder (a normalised density over [0, 1] per pixel)",
+}
+
+
 class VaeModel:
     objective = "ELBO"
-    observation = "Bernoulli decoder with pixel values in [0, 1] as targets (continuous BCE)"
 
     def __init__(
         self,
@@ -45,6 +51,8 @@ class VaeModel:
         self.name, self.family = name, family
         self.architecture, self.training, self.seed, self.device = architecture, training, seed, device
         self.latent_dim = architecture.latent_dim
+        self.observation = OBSERVATIONS[architecture.decoder]
+        self.normalised = architecture.decoder == "continuous_bernoulli"
         self.module_: VAE | None = None
         self.train_metrics_: dict[str, Any] = {}
         self.history_: list[dict[str, Any]] = []
@@ -156,14 +164,27 @@ class VaeModel:
 
     def iwae(self, x: np.ndarray, k: int, chunk: int, seed: int = 0) -> np.ndarray:
         """Importance-weighted bound with K = k per image, at most `chunk` images x samples at once."""
+        return self.iwae_with_variance(x, k, chunk, seed)[0]
+
+    def iwae_with_variance(
+        self, x: np.ndarray, k: int, chunk: int, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The IWAE bound per image and its Monte Carlo variance (delta method, `iwae_mc_variance`)."""
+        import math
+
         import torch
+
+        from pml_ops.density.vae import iwae_mc_variance
 
         generator = self._generator(seed)
         images = max(1, chunk // k)
+        bounds, variances = [], []
         with torch.inference_mode():
-            return np.concatenate(
-                [self.module.iwae(b, k, generator).cpu().numpy() for b in self._batches(x, images)]
-            )
+            for b in self._batches(x, images):
+                log_w = self.module.log_weights(b, k, generator)
+                bounds.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu().numpy())
+                variances.append(iwae_mc_variance(log_w).cpu().numpy())
+        return np.concatenate(bounds), np.concatenate(variances)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         import torch

@@ -12,6 +12,7 @@ from typing import Any
 
 from pml_ops.config import Params
 from pml_ops.density import registry
+from pml_ops.density.evaluation import table1
 from pml_ops.errors import ReportError
 from pml_ops.report.environment import collect_environment
 from pml_ops.report.spec import Cell, Figure, Report, Section, Table
@@ -40,54 +41,27 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
     metrics = root / cfg.metrics_dir
     comparison = read_json(metrics / "density_comparison.json")["models"]
     study = params.report.study
-    rows: list[dict[str, Cell]] = []
     models = registry.model_names(params)
+    rows = []
     for name in models:
         row = comparison.get(name)
         if row is None:
             raise ReportError(f"{metrics / 'density_comparison.json'}: no row for model '{name}'")
-        reference = study.get(name, {})
-        rows.append(
-            {
-                "model": name.upper().replace("_TUNED", " (tuned)"),
-                "objective": row.get("objective"),
-                "test score": row.get("test_score"),
-                "study score": reference.get("test_score"),
-                "IWAE log p(x)": row.get("test_iwae"),
-                "MSE (sample)": row.get("test_mse_posterior_sample"),
-                "study MSE": reference.get("test_mse_posterior_sample"),
-                "MSE (mean)": row.get("test_mse_posterior_mean"),
-                "5-NN accuracy": row.get("test_knn_accuracy"),
-            }
-        )
-    table = Table(
-        caption="Test-set comparison (Table 1 of the study, with new columns)",
-        columns=list(rows[0]),
-        rows=rows,
-        notes={
-            "test score": "mean over the test images, nats per image: ELBO for VAE/CVAE "
-            "(Bernoulli decoder, pixel values in [0, 1] as targets), exact log-likelihood for "
-            "PPCA/GMM (Gaussian over pixel values; not on the same scale as the ELBO)",
-            "study score": "the number the original study reported",
-            "IWAE log p(x)": f"importance-weighted bound, K = {params.evaluate.iwae_samples}, on "
-            + (
-                "every test image"
-                if params.evaluate.iwae_images is None
-                else f"the first {params.evaluate.iwae_images} test images"
-            ),
-            "MSE (sample)": "per-pixel MSE of the decoder mean at a posterior sample (as the study)",
-            "MSE (mean)": "per-pixel MSE of the decoder mean at the posterior mean",
-            "5-NN accuracy": "5-nearest-neighbour classifier on the training latent means",
-        },
-        formats={
-            "test score": ".6g",
-            "study score": ".6g",
-            "IWAE log p(x)": ".6g",
-            "MSE (sample)": ".4f",
-            "study MSE": ".4f",
-            "MSE (mean)": ".4f",
-            "5-NN accuracy": ".3f",
-        },
+        rows.append({**row, "model": name})
+    extra = {
+        "[nats/image] study score": (
+            ".6g",
+            {name: study.get(name, {}).get("test_score") for name in models},
+            "the number the original study reported (all test images)",
+        ),
+        "[MSE/pixel] study": (
+            ".4f",
+            {name: study.get(name, {}).get("test_mse_posterior_sample") for name in models},
+            "the original study's MSE at a posterior sample",
+        ),
+    }
+    table = table1(
+        rows, "Table 1: test-set comparison, columns grouped by unit (mean ± standard error)", extra
     )
     figures: list[Figure] = []
     times = {}
