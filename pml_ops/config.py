@@ -34,12 +34,22 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+DatasetName = Literal["mnist", "fashion-mnist"]
+
+
 class DataParams(Section):
+    dataset: DatasetName
     path: NonEmptyStr
     metrics: NonEmptyStr
-    mirrors: Annotated[list[NonEmptyStr], Field(min_length=1)]
+    mirrors: dict[DatasetName, Annotated[list[NonEmptyStr], Field(min_length=1)]]
     timeout_s: PositiveFloat
     retries: Annotated[int, Field(ge=0, le=10)]
+
+    @model_validator(mode="after")
+    def _mirrors_for_the_dataset(self) -> DataParams:
+        if self.dataset not in self.mirrors:
+            raise ValueError(f"data.mirrors: no mirrors for data.dataset '{self.dataset}'")
+        return self
 
 
 class TrackingParams(Section):

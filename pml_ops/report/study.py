@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pml_ops.config import Params
+from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
 from pml_ops.density.evaluation import table1
 from pml_ops.errors import ReportError
@@ -73,12 +74,14 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
         times[f"evaluate@{name}"] = read_json(root / registry.paths(params, name).evaluate_metrics)[
             "wall_time_s"
         ]
+    data = dataset(params.data.dataset)
     text = (
-        "All models have a 2-D latent space and are trained on the MNIST training set "
+        f"Data set: {data.title} (classes: {', '.join(data.class_names)}). "
+        f"All models have a 2-D latent space and are trained on the {data.title} training set "
         f"(a fraction {cfg.validation_fraction} held out for validation) and scored on the test set. "
         "CVAE (tuned) is the architecture Optuna found (params_tuned.yaml), trained like the CVAE."
     )
-    return Section(title="Density models on MNIST", text=text, tables=[table], figures=figures), times
+    return Section(title=f"Density models on {data.title}", text=text, tables=[table], figures=figures), times
 
 
 def gp_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
