@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from pml_ops.config import Params, flatten
+from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
@@ -31,7 +32,8 @@ def evaluate(params: Params, name: str) -> None:
         metrics = evaluate_model(
             model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed, x_dequantised
         )
-        for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed):
+        classes = dataset(params.data.dataset).class_names
+        for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed, classes):
             mlflow.log_artifact(str(path), artifact_path="figures")
         metrics["wall_time_s"] = time.perf_counter() - start
         mlflow.log_metrics(numeric(metrics))

@@ -14,7 +14,7 @@ from pml_ops.stage import run_stage
 def prepare(params: Params) -> None:
     began = time.perf_counter()
     spec = dataset(params.data.dataset)
-    mirrors = mirror_list(params.data.mirrors[spec.name], variable=spec.mirror_env)
+    mirrors = mirror_list(params.data.mirrors[params.data.dataset], variable=spec.mirror_env)
     data = fetch_mnist(
         mirrors, timeout_s=params.data.timeout_s, retries=params.data.retries, files=spec.files
     )

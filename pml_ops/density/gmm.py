@@ -9,7 +9,7 @@ import numpy as np
 
 from pml_ops.config import EvaluateParams, GmmParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import DIGITS, FitCallbacks
 
 if TYPE_CHECKING:
     from sklearn.mixture import GaussianMixture
@@ -137,7 +137,13 @@ class GMM:
         return np.concatenate([self.sample_component(k, c, seed + 1 + k) for k, c in enumerate(counts)])
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]:
         """Component means, each beside samples drawn from it."""
         k = len(self.component_means())

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from pml_ops.density.data import DensitySplit
     from pml_ops.density.training import EpochStats
 
+DIGITS = tuple(str(d) for d in range(10))  # MNIST's class names, the default in figures
+
 
 @dataclass(frozen=True)
 class FitCallbacks:
@@ -57,7 +59,13 @@ class DensityModel(Protocol):
     def log_mlflow_model(self, path: Path, example: np.ndarray) -> None: ...
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]: ...
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pml_ops.config import EvaluateParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import DIGITS, FitCallbacks
 from pml_ops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -131,6 +131,12 @@ class PPCA:
         mlflow.log_artifact(str(path), artifact_path="model")
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]:
-        return figures.latent_figures(self, x_test, y_test, params, out, seed)
+        return figures.latent_figures(self, x_test, y_test, params, out, seed, class_names)

@@ -16,7 +16,7 @@ import numpy as np
 
 from pml_ops.config import ConvVaeArchitecture, EvaluateParams, MlpVaeArchitecture, TrainingParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import DIGITS, FitCallbacks
 
 if TYPE_CHECKING:
     import torch
@@ -220,6 +220,12 @@ class VaeModel:
         return self.decode(z)
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]:
-        return figures.latent_figures(self, x_test, y_test, params, out, seed)
+        return figures.latent_figures(self, x_test, y_test, params, out, seed, class_names)
