@@ -16,14 +16,11 @@ MNIST comes from data.path (run `dvc repro prepare` first).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from pml_ops.config import parse_params
@@ -31,20 +28,11 @@ from pml_ops.density import registry
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
 from pml_ops.density.interface import DensityModel, FitCallbacks
+from pml_ops.density.seed_spread import METRICS, comparisons, summarise
 from pml_ops.density.units import dequantise
 from pml_ops.density.vae_model import VaeModel
 from pml_ops.io import write_json
 
-NATS = {"test_score", "subset_score", "test_iwae"}  # compared only between like observation models
-METRICS = {  # Table 1 metric -> (label, higher is better)
-    "test_score": ("score, all test images (nats/image)", True),
-    "subset_score": ("score, IWAE images (nats/image)", True),
-    "test_iwae": ("IWAE, IWAE images (nats/image)", True),
-    "bits_per_dim": ("bits/dim, dequantised", False),
-    "test_mse_posterior_sample": ("MSE (posterior sample)", False),
-    "test_mse_posterior_mean": ("MSE (posterior mean)", False),
-    "test_knn_accuracy": ("k-NN accuracy", True),
-}
 START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
 
 
@@ -90,49 +78,14 @@ def run_seed(params: Any) -> dict[str, dict[str, Any]]:
     return results
 
 
-def summarise(runs: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """mean, sd (ddof=1) and n over seeds of each metric of each model, with its observation model."""
-    names = list(next(iter(runs.values())))
-    summary: dict[str, dict[str, Any]] = {}
-    for name in names:
-        first = next(iter(runs.values()))[name]
-        summary[name] = {"observation": first["observation"], "normalised": first["normalised"]}
-        for key in METRICS:
-            values = [run[name][key] for run in runs.values() if run[name].get(key) is not None]
-            if values:
-                v = np.asarray(values, dtype=np.float64)
-                sd = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-                summary[name][key] = {"mean": float(v.mean()), "sd": sd, "n": len(v)}
-    return summary
-
-
-def comparable(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Scores in nats compare only within one observation model or between normalised densities;
-    bits/dim, MSE and accuracy compare across all models that have them."""
-    if key not in NATS:
-        return True
-    return a["observation"] == b["observation"] or (a["normalised"] and b["normalised"])
-
-
 def exceeding(summary: dict[str, dict[str, Any]]) -> list[str]:
-    """Pairs of comparable models whose difference of seed means exceeds twice its standard error
-    over seeds, 2 sqrt(sd_a^2 / n_a + sd_b^2 / n_b), per metric."""
-    lines = []
-    for key, (label, higher) in METRICS.items():
-        scored = [(name, s) for name, s in summary.items() if key in s]
-        for (a, full_a), (b, full_b) in itertools.combinations(scored, 2):
-            if not comparable(key, full_a, full_b):
-                continue
-            sa, sb = full_a[key], full_b[key]
-            se = math.sqrt(sa["sd"] ** 2 / sa["n"] + sb["sd"] ** 2 / sb["n"])
-            diff = sa["mean"] - sb["mean"]
-            verdict = "exceeds" if abs(diff) > 2 * se else "within"
-            better = a if (diff > 0) == higher else b
-            lines.append(
-                f"| {label} | {a} vs {b} | {diff:+.4g} | {2 * se:.3g} | {verdict} |"
-                + (f" {better} |" if verdict == "exceeds" else " — |")
-            )
-    return lines
+    """Markdown rows of `seed_spread.comparisons`."""
+    return [
+        f"| {c['metric']} | {c['models']} | {c['difference']:+.4g} | {c['two_se']:.3g} | "
+        + ("exceeds | " + c["better"] if c["exceeds"] else "within | —")
+        + " |"
+        for c in comparisons(summary)
+    ]
 
 
 def markdown(summary: dict, settings: dict) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.seed_variation import END, START, exceeding, summarise, write_results_section
+from benchmarks.seed_variation import END, START, exceeding, write_results_section
+from pml_ops.density.seed_spread import summarise
 
 BERNOULLI = {"observation": "Bernoulli", "normalised": False}
 GAUSSIAN = {"observation": "Gaussian", "normalised": True}
@@ -37,3 +38,23 @@ def test_summary_and_which_differences_exceed_the_seed_spread(tmp_path):
     doc.write_text(f"# Results\n\nbefore\n\n{START}\nold\n{END}\n\nafter\n")
     write_results_section(doc, f"{START}\nnew\n{END}")
     assert doc.read_text() == f"# Results\n\nbefore\n\n{START}\nnew\n{END}\n\nafter\n"
+
+
+def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tmp_path):
+    import json
+
+    from pml_ops.report.study import seed_variation_tables
+
+    assert seed_variation_tables(tmp_path / "absent.json") == []
+    runs = {
+        seed: {"vae": run(-140 + d, 0.8 + d / 100, BERNOULLI), "cvae": run(-150 + d, 0.8, BERNOULLI)}
+        for seed, d in enumerate([-1.0, 0.0, 1.0])
+    }
+    settings = {"seeds": [0, 1, 2], "train_images": 100, "epochs": 1, "iwae_samples": 5, "iwae_images": 10}
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps({"settings": settings, "summary": summarise(runs)}))
+    spread, exceeding_table = seed_variation_tables(path)
+    assert spread.rows[0]["score, all test images (nats/image)"] == "-140 ± 1"
+    assert [(row["metric"], row["better"]) for row in exceeding_table.rows] == [
+        ("score, all test images (nats/image)", "vae")
+    ]

@@ -81,7 +81,53 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
         f"(a fraction {cfg.validation_fraction} held out for validation) and scored on the test set. "
         "CVAE (tuned) is the architecture Optuna found (params_tuned.yaml), trained like the CVAE."
     )
-    return Section(title=f"Density models on {data.title}", text=text, tables=[table], figures=figures), times
+    tables = [table, *seed_variation_tables(root / params.report.seed_variation)]
+    return Section(title=f"Density models on {data.title}", text=text, tables=tables, figures=figures), times
+
+
+def seed_variation_tables(path: Path) -> list[Table]:
+    """Table 1 over seeds and the differences between models that exceed the seed spread, from
+    benchmarks/seed_variation.py's results (none when it has not been run)."""
+    from pml_ops.density.seed_spread import METRICS, comparisons
+
+    if not path.is_file():
+        return []
+    results = read_json(path)
+    summary, settings = results["summary"], results["settings"]
+    spread = Table(
+        caption=f"Table 1 over seeds {settings['seeds']}, mean ± sd (reduced settings: "
+        f"{settings['train_images']} training images, {settings['epochs']} epochs, IWAE K = "
+        f"{settings['iwae_samples']} on {settings['iwae_images']} images; not the study's)",
+        columns=["model", *(label for label, _ in METRICS.values())],
+        rows=[
+            {
+                "model": name,
+                **{
+                    label: f"{s[key]['mean']:.4g} ± {s[key]['sd']:.2g}" if key in s else None
+                    for key, (label, _) in METRICS.items()
+                },
+            }
+            for name, s in summary.items()
+        ],
+    )
+    pairs = [c for c in comparisons(summary) if c["exceeds"]]
+    exceeding = Table(
+        caption="Differences between models that exceed the seed spread (|difference of seed means| > "
+        "2 x its standard error over seeds; nats compared only between like observation models)",
+        columns=["metric", "models", "difference", "2 x se", "better"],
+        rows=[
+            {
+                "metric": c["metric"],
+                "models": c["models"],
+                "difference": c["difference"],
+                "2 x se": c["two_se"],
+                "better": c["better"],
+            }
+            for c in pairs
+        ],
+        formats={"difference": "+.4g", "2 x se": ".3g"},
+    )
+    return [spread, exceeding]
 
 
 def gp_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
