@@ -1,15 +1,16 @@
 """Seed variation of Table 1: train and score every density model with several seeds.
 
-    python -m benchmarks.seed_variation [--seeds 0 1 2] [--train 10000] [--epochs 5]
+    python -m benchmarks.seed_variation [--seeds 0 1 2] [--train 10000] [--test N] [--epochs 5]
         [--iwae-samples 100] [--iwae-images 1000] [--out benchmarks/results/seed_variation.json]
 
 For each seed (`density.seed`: weights, train/validation split, shuffling, noise, GMM start) every
 model of params.yaml's `models` list is fitted and scored with the evaluate stage's code, at the
 reduced settings given (the first `--train` training images, `--epochs` epochs; the whole test
-set; IWAE and bits/dim on the first `--iwae-images`), plus a continuous-Bernoulli variant
-(`<name>_cb`) of each untuned VAE-family model, so that VAE bits/dim appear. Writes the per-seed
-metrics and mean ± sd of each Table 1 metric (JSON), and the Markdown table with the differences
-between models that exceed the seed spread into docs/results.md (between the markers below).
+set or its first `--test` images; IWAE and bits/dim on the first `--iwae-images`), plus a
+continuous-Bernoulli variant (`<name>_cb`) of each untuned VAE-family model, so that VAE bits/dim
+appear. Writes the per-seed metrics and mean ± sd of each Table 1 metric (JSON), and the Markdown
+table with the differences between models that exceed the seed spread into docs/results.md
+(between the markers below).
 MNIST comes from data.path (run `dvc repro prepare` first).
 """
 
@@ -39,7 +40,7 @@ START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
 def settings_params(raw: dict, seed: int, args: argparse.Namespace) -> Any:
     raw = json.loads(json.dumps(raw))
     raw["density"]["seed"] = seed
-    raw["density"]["subset"] = {"train": args.train, "test": None}
+    raw["density"]["subset"] = {"train": args.train, "test": args.test}
     for family in ("vae", "cvae"):
         raw[family]["training"]["epochs"] = args.epochs
     raw["evaluate"].update(iwae_samples=args.iwae_samples, iwae_images=args.iwae_images)
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train", type=int, default=10000)
+    parser.add_argument("--test", type=int, default=None, help="the first N test images (default: all)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iwae-samples", type=int, default=100)
     parser.add_argument("--iwae-images", type=int, default=1000)
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": args.seeds,
         "train_images": args.train,
         "epochs": args.epochs,
-        "test_images": "all",
+        "test_images": args.test or "all",
         "iwae_samples": args.iwae_samples,
         "iwae_images": args.iwae_images,
         "dataset": raw["data"]["dataset"],

@@ -50,7 +50,14 @@ def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tm
         seed: {"vae": run(-140 + d, 0.8 + d / 100, BERNOULLI), "cvae": run(-150 + d, 0.8, BERNOULLI)}
         for seed, d in enumerate([-1.0, 0.0, 1.0])
     }
-    settings = {"seeds": [0, 1, 2], "train_images": 100, "epochs": 1, "iwae_samples": 5, "iwae_images": 10}
+    settings = {
+        "seeds": [0, 1, 2],
+        "train_images": 100,
+        "test_images": 50,
+        "epochs": 1,
+        "iwae_samples": 5,
+        "iwae_images": 10,
+    }
     path = tmp_path / "seeds.json"
     path.write_text(json.dumps({"settings": settings, "summary": summarise(runs)}))
     spread, exceeding_table = seed_variation_tables(path)

@@ -96,7 +96,8 @@ def seed_variation_tables(path: Path) -> list[Table]:
     summary, settings = results["summary"], results["settings"]
     spread = Table(
         caption=f"Table 1 over seeds {settings['seeds']}, mean ± sd (reduced settings: "
-        f"{settings['train_images']} training images, {settings['epochs']} epochs, IWAE K = "
+        f"{settings['train_images']} training images, {settings['epochs']} epochs, test images: "
+        f"{settings['test_images']}, IWAE K = "
         f"{settings['iwae_samples']} on {settings['iwae_images']} images; not the study's)",
         columns=["model", *(label for label, _ in METRICS.values())],
         rows=[
