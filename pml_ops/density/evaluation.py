@@ -194,7 +194,9 @@ def table1(
     knn = next((row["knn_neighbors"] for row in rows if row.get("knn_neighbors")), None)
     columns = ["model", "objective / observation"]
     columns += [column_title(group, title) for group, _, title, _ in COLUMNS]
-    columns += list(extra)
+    for title in extra:  # beside the last column of its unit group ("[unit] ...")
+        group = [i for i, column in enumerate(columns) if column.split("]")[0] == title.split("]")[0]]
+        columns.insert(group[-1] + 1 if group else len(columns), title)
     cells = []
     for row in rows:
         cell: dict[str, Any] = {
@@ -212,15 +214,17 @@ def table1(
         cells.append(cell)
     notes = {
         column_title("nats", "score, all test images"): (
-            f"mean log-score over all {n_all} test images (pixel values k/255), nats per image: the "
+            f"mean log-score over all {f'{n_all} ' if n_all else ''}test images (pixel values k/255), "
+            "nats per image: the "
             "single-sample ELBO for the VAE/CVAE (the study's unit; with the Bernoulli decoder not a "
             "normalised density, so not comparable with the rest), the exact log-likelihood for PPCA "
             "and the GMM (Gaussian densities over [0, 1]^784). ± is the standard error over images; "
             "MC ± the Monte Carlo error of the sampled ELBO (from two independent draws per image)"
         ),
         column_title("nats", "score, IWAE images"): (
-            f"the same score on the {n_subset} test images that the IWAE and bits/dim use (the first "
-            f"{n_subset}), so these columns compare like with like"
+            f"the same score on the {f'{n_subset} ' if n_subset else ''}test images that the IWAE and "
+            "bits/dim use (the "
+            f"first {n_subset or 'evaluate.iwae_images'}), so these columns compare like with like"
         ),
         column_title("nats", "IWAE, IWAE images"): (
             f"importance-weighted bound on log p(x), K = {k}, same images; MC ± by the delta method "

@@ -37,6 +37,11 @@ def _figures(folder: Path, label: str) -> list[Figure]:
     ]
 
 
+def display_name(name: str) -> str:
+    """`cvae_tuned` -> `CVAE (tuned)`."""
+    return name.upper().replace("_TUNED", " (tuned)")
+
+
 def density_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
     cfg = params.density
     metrics = root / cfg.metrics_dir
@@ -48,21 +53,21 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
         row = comparison.get(name)
         if row is None:
             raise ReportError(f"{metrics / 'density_comparison.json'}: no row for model '{name}'")
-        rows.append({**row, "model": name})
+        rows.append({**row, "model": display_name(name)})
     extra = {
         "[nats/image] study score": (
             ".6g",
-            {name: study.get(name, {}).get("test_score") for name in models},
+            {display_name(name): study.get(name, {}).get("test_score") for name in models},
             "the number the original study reported (all test images)",
         ),
         "[MSE/pixel] study": (
             ".4f",
-            {name: study.get(name, {}).get("test_mse_posterior_sample") for name in models},
+            {display_name(name): study.get(name, {}).get("test_mse_posterior_sample") for name in models},
             "the original study's MSE at a posterior sample",
         ),
     }
     table = table1(
-        rows, "Table 1: test-set comparison, columns grouped by unit (mean ± standard error)", extra
+        rows, "Table 1: Test-set comparison, columns grouped by unit (mean ± standard error)", extra
     )
     figures: list[Figure] = []
     times = {}
