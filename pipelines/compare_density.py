@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from pml_ops.config import Params
+from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
 from pml_ops.density.evaluation import comparison_markdown, comparison_rows
 from pml_ops.io import atomic_path, write_json
@@ -24,7 +25,8 @@ def compare(params: Params) -> None:
     evaluation = {name: json.loads(p.evaluate_metrics.read_text()) for name, p in files.items()}
     rows = comparison_rows(train, evaluation)
     with atomic_path(TABLE_MD) as tmp:
-        tmp.write_text("# Density models on MNIST: test-set comparison\n\n" + comparison_markdown(rows))
+        title = dataset(params.data.dataset).title
+        tmp.write_text(f"# Density models on {title}: test-set comparison\n\n" + comparison_markdown(rows))
     write_json(
         metrics / "density_comparison.json",
         {"models": {row["model"]: row for row in rows}, **resource_metrics(start)},

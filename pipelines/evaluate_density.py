@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 
 from pml_ops.config import Params, flatten
+from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
 from pml_ops.density.pyfunc import recorded_or_logged
 from pml_ops.density.stages import numeric, run_model_stage
+from pml_ops.density.units import dequantise
 from pml_ops.io import write_json
 from pml_ops.model_registry import register, version_tags
 from pml_ops.resources import resource_metrics
@@ -32,8 +34,12 @@ def evaluate(params: Params, name: str) -> None:
     with stage_run(params, f"evaluate {name}", tags) as run:
         mlflow.log_params(flatten("evaluate", params.evaluate.model_dump()))
         test_set = log_images(split.x_test, "test", params.data.path, "test")
-        metrics = evaluate_model(model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed)
-        for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed):
+        x_dequantised = dequantise(split.x_test, params.evaluate.dequantisation_seed)
+        metrics = evaluate_model(
+            model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed, x_dequantised
+        )
+        classes = dataset(params.data.dataset).class_names
+        for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed, classes):
             mlflow.log_artifact(str(path), artifact_path="figures")
         metrics.update(resource_metrics(start))
         model_id = recorded_or_logged(model, paths.artifact, x_test[:2], seed, tags)

@@ -34,12 +34,22 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+DatasetName = Literal["mnist", "fashion-mnist"]
+
+
 class DataParams(Section):
+    dataset: DatasetName
     path: NonEmptyStr
     metrics: NonEmptyStr
-    mirrors: Annotated[list[NonEmptyStr], Field(min_length=1)]
+    mirrors: dict[DatasetName, Annotated[list[NonEmptyStr], Field(min_length=1)]]
     timeout_s: PositiveFloat
     retries: Annotated[int, Field(ge=0, le=10)]
+
+    @model_validator(mode="after")
+    def _mirrors_for_the_dataset(self) -> DataParams:
+        if self.dataset not in self.mirrors:
+            raise ValueError(f"data.mirrors: no mirrors for data.dataset '{self.dataset}'")
+        return self
 
 
 class TrackingParams(Section):
@@ -210,11 +220,17 @@ class DensityParams(Section):
     figures_dir: NonEmptyStr
 
 
+# The VAE decoder's observation model: the study's Bernoulli on grey levels (not a normalised
+# density over [0, 1]) or the continuous Bernoulli (one; pml_ops.density.units).
+Decoder = Literal["bernoulli", "continuous_bernoulli"]
+
+
 class MlpVaeArchitecture(Section):
     """VAE with MLP encoder 784 -> hidden[0] -> ... -> heads; the decoder mirrors it."""
 
     latent_dim: PositiveInt
     hidden: Annotated[list[PositiveInt], Field(min_length=1)]
+    decoder: Decoder = "bernoulli"
 
 
 class ConvVaeArchitecture(Section):
@@ -228,6 +244,7 @@ class ConvVaeArchitecture(Section):
     padding: NonNegativeInt
     output_padding: NonNegativeInt
     hidden: list[PositiveInt]
+    decoder: Decoder = "bernoulli"
 
 
 class TrainingParams(Section):
@@ -269,6 +286,7 @@ class EvaluateParams(Section):
     # Activations one scoring pass may hold (IWAE, ELBO, reconstructions, figures), in MiB: batch
     # sizes follow from the architecture's bytes per image and per latent sample.
     memory_budget_mib: PositiveFloat
+    dequantisation_seed: NonNegativeInt  # the uniform noise u of (k + u) / 256, the same for every model
     knn_neighbors: PositiveInt
     grid_size: PositiveInt
     grid_span: PositiveFloat  # the latent grid covers [-span, span] in each of the first two dims
@@ -280,6 +298,7 @@ class ReportParams(Section):
     html: NonEmptyStr
     markdown: NonEmptyStr
     bo_study: NonEmptyStr  # results of benchmarks/bayesopt_study.py, shown when present
+    seed_variation: NonEmptyStr  # results of benchmarks/seed_variation.py, shown when present
     metrics: NonEmptyStr  # the report stage's own wall time and peak memory
     # The numbers the original study reported, shown beside ours: model -> {column: value}.
     study: dict[str, dict[str, float]]

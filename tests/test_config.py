@@ -55,8 +55,22 @@ def test_out_of_range_value_is_named(raw_params):
 
 
 def test_empty_mirror_list_is_rejected(raw_params):
-    with pytest.raises(ConfigError, match=r"'data\.mirrors': List should have at least 1 item"):
-        parse_params(_with(raw_params, "data.mirrors", []))
+    with pytest.raises(ConfigError, match=r"'data\.mirrors\.mnist': List should have at least 1 item"):
+        parse_params(_with(raw_params, "data.mirrors.mnist", []))
+
+
+def test_unknown_dataset_and_a_dataset_without_mirrors_are_named(raw_params):
+    with pytest.raises(ConfigError, match=r"'data\.dataset': Input should be 'mnist' or 'fashion-mnist'"):
+        parse_params(_with(raw_params, "data.dataset", "cifar"))
+    raw = _with(raw_params, "data.dataset", "fashion-mnist")
+    del raw["data"]["mirrors"]["fashion-mnist"]
+    with pytest.raises(ConfigError, match=r"no mirrors for data\.dataset 'fashion-mnist'"):
+        parse_params(raw)
+
+
+def test_unknown_decoder_is_named(raw_params):
+    with pytest.raises(ConfigError, match=r"'vae\.architecture\.decoder': Input should be 'bernoulli'"):
+        parse_params(_with(raw_params, "vae.architecture.decoder", "gaussian"))
 
 
 def test_missing_key_is_named(raw_params):

@@ -41,7 +41,11 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
         assert figures == expected
         assert all((temp_clone / "figures" / name / f).read_bytes().startswith(PNG) for f in figures)
     vae = json.loads((metrics / "evaluate" / "vae.json").read_text())
-    assert vae["iwae_samples"] == 5 and vae["test_iwae"] > vae["test_score"]  # K = 5 bound is tighter
+    assert vae["iwae_samples"] == 5 and vae["test_iwae"] > vae["subset_score"]  # K = 5 bound is tighter
+    assert vae["iwae_images"] == vae["subset_images"] == 100 and "bits_per_dim" not in vae  # Bernoulli
+    for name in ("ppca", "gmm"):  # normalised densities: bits/dim on the dequantised test images
+        scored = json.loads((metrics / "evaluate" / f"{name}.json").read_text())
+        assert np.isfinite(scored["bits_per_dim"]) and scored["bits_per_dim_se"] > 0
     # The PPCA score is the exact Gaussian log-likelihood of the saved model (scipy as reference).
     ppca = PPCA.load(temp_clone / "models" / "ppca" / "ppca.npz")
     x_test = (
@@ -77,6 +81,8 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
             child = by_name[f"{kind} {name}"]
             assert len(child.data.tags["git_commit"]) >= 40 and child.data.tags["data_md5"] != "unknown"
             assert "wall_time_s" in child.data.metrics
+    assert "bits_per_dim" in by_name["evaluate ppca"].data.metrics
+    assert "test_iwae_mc_se" in by_name["evaluate vae"].data.metrics
     train_vae = by_name["train vae"]
     assert [m.step for m in client.get_metric_history(train_vae.info.run_id, "val_elbo")] == [1]
     logged = client.search_logged_models([experiment.experiment_id])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import socket
 import threading
 from pathlib import Path
@@ -172,3 +173,28 @@ def test_atomic_writes_get_normal_permissions(tmp_path: Path):
     finally:
         os.umask(mask)
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_fashion_mnist_from_debians_package_matches_its_pinned_checksums(tmp_path):
+    """Debian's dataset-fashion-mnist (installed by .ci/run) verifies against the pinned checksums;
+    the same files are refused as MNIST, and an MNIST artifact is refused for fashion-mnist."""
+    from pml_ops.data.mnist import DATASETS
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        message = f"{FASHION}: install Debian's dataset-fashion-mnist"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    spec = DATASETS["fashion-mnist"]
+    data = fetch_mnist([str(FASHION)], files=spec.files)
+    assert data.x_train.shape == (60000, 28, 28) and np.bincount(data.y_test).tolist() == [1000] * 10
+    assert spec.class_names[9] == "Ankle boot"
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch_mnist([str(FASHION)], files={"y_test": DATASETS["mnist"].files["y_test"]})
+    save_mnist(data, tmp_path / "f.npz", "fashion-mnist")
+    assert load_mnist(tmp_path / "f.npz", "fashion-mnist").y_test.shape == (10000,)
+    with pytest.raises(DataError, match="holds fashion-mnist, but data.dataset is mnist"):
+        load_mnist(tmp_path / "f.npz", "mnist")

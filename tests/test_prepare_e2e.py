@@ -33,7 +33,7 @@ def test_dvc_repro_prepare_builds_then_is_up_to_date(temp_clone, stage_env):
 
 def test_prepare_with_no_reachable_mirror_fails_cleanly(temp_clone, stage_env, tmp_path):
     params = yaml.safe_load((temp_clone / "params.yaml").read_text())
-    params["data"]["mirrors"] = [str(tmp_path / "nowhere")]
+    params["data"]["mirrors"]["mnist"] = [str(tmp_path / "nowhere")]
     params["data"]["retries"] = 0
     (temp_clone / "params.yaml").write_text(yaml.safe_dump(params))
     env = dict(stage_env)

@@ -104,6 +104,7 @@ def test_tune_cli_on_sqlite_records_impossible_architecture(tmp_path, mnist_file
         "padding": 1,
         "output_padding": 1,
         "hidden": [],
+        "decoder": "bernoulli",  # tuned on the Bernoulli ELBO, recorded with the architecture
     }
     assert tuned["lr"] == 1e-3
     params = parse_params(yaml.safe_load(params_file.read_text()))

@@ -64,7 +64,7 @@ def build_mlp_vae(arch: MlpVaeArchitecture) -> VAE:
         nn.Linear(hidden[0], IMAGE_PIXELS),
         nn.Unflatten(1, (1, IMAGE_SIDE, IMAGE_SIDE)),
     )
-    return VAE(encoder, decoder, arch.latent_dim)
+    return VAE(encoder, decoder, arch.latent_dim, arch.decoder)
 
 
 def conv_sides(arch: ConvVaeArchitecture, side: int = IMAGE_SIDE) -> tuple[list[int], list[int]]:
@@ -123,7 +123,7 @@ def build_conv_vae(arch: ConvVaeArchitecture) -> VAE:
         nn.Unflatten(1, (channels[-1], side, side)),
         *deconv,
     )
-    return VAE(encoder, decoder, arch.latent_dim)
+    return VAE(encoder, decoder, arch.latent_dim, arch.decoder)
 
 
 def build_model(arch: MlpVaeArchitecture | ConvVaeArchitecture, seed: int) -> VAE:

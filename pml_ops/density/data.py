@@ -79,7 +79,7 @@ def density_split(params: Params) -> DensitySplit:
     held out (seeded by `density.seed`); the same split for every model."""
     from pml_ops.data.mnist import load_mnist
 
-    data = load_mnist(params.data.path)
+    data = load_mnist(params.data.path, params.data.dataset)
     x, y = first(data.x_train, data.y_train, params.density.subset.train)
     x_test, y_test = first(data.x_test, data.y_test, params.density.subset.test)
     train, val = train_validation_split(len(x), params.density.validation_fraction, params.density.seed)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from pml_ops.config import EvaluateParams
-from pml_ops.density.interface import LatentDensityModel
+from pml_ops.density.interface import DIGITS, LatentDensityModel
 from pml_ops.plotting import pyplot, save_figure
 
 SIDE = 28
@@ -29,12 +29,16 @@ def _figure(**kwargs: Any) -> Any:
     return pyplot().subplots(**kwargs)
 
 
-def latent_scatter(latent: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
-    fig, ax = _figure(figsize=(6, 5.5))
+def latent_scatter(
+    latent: np.ndarray, labels: np.ndarray, title: str, path: Path, class_names: tuple[str, ...] = DIGITS
+) -> Path:
+    fig, ax = _figure(figsize=(6.5 if class_names != DIGITS else 6, 5.5))
+    n = len(class_names)
     points = ax.scatter(
-        latent[:, 0], latent[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, vmin=-0.5, vmax=9.5
+        latent[:, 0], latent[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, vmin=-0.5, vmax=n - 0.5
     )
-    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    bar = fig.colorbar(points, ax=ax, ticks=range(n), label="digit" if class_names == DIGITS else "class")
+    bar.ax.set_yticklabels(class_names)
     ax.set(xlabel="z1 (posterior mean)", ylabel="z2 (posterior mean)", title=title)
     return save_figure(fig, path)
 
@@ -79,19 +83,25 @@ def latent_figures(
     params: EvaluateParams,
     out: Path,
     seed: int,
+    class_names: tuple[str, ...] = DIGITS,
 ) -> list[Path]:
-    """A latent-variable model's figures: test set in latent space, decoder grid, reconstructions."""
+    """A latent-variable model's figures: test set in latent space (coloured by class), decoder
+    grid, reconstructions."""
     label = model.name.upper()
     first = x_test[: params.n_reconstructions]
     return [
         latent_scatter(
-            model.encode(x_test), y_test, f"{label}: test set in latent space", out / "latent.png"
+            model.encode(x_test),
+            y_test,
+            f"{label}: test set in latent space",
+            out / "latent.png",
+            class_names,
         ),
         latent_grid(model, params.grid_size, params.grid_span, f"{label}: decoder means", out / "grid.png"),
         reconstructions(
             first,
             model.reconstruct(first, sample=False, seed=seed),
-            f"{label}: test digits (top) and reconstructions from the posterior mean",
+            f"{label}: test images (top) and reconstructions from the posterior mean",
             out / "reconstructions.png",
         ),
     ]

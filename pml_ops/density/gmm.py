@@ -9,7 +9,7 @@ import numpy as np
 
 from pml_ops.config import EvaluateParams, GmmParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import DIGITS, FitCallbacks
 
 if TYPE_CHECKING:
     from sklearn.mixture import GaussianMixture
@@ -23,6 +23,7 @@ class GMM:
     family = "gmm"
     objective = "exact log-likelihood"
     observation = "Gaussian-mixture density over pixel values in [0, 1]"
+    normalised = True
 
     def __init__(self, params: GmmParams, seed: int, name: str = "gmm") -> None:
         self.params, self.seed, self.name = params, seed, name
@@ -142,7 +143,13 @@ class GMM:
         return np.concatenate([self.sample_component(k, c, seed + 1 + k) for k, c in enumerate(counts)])
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]:
         """Component means, each beside samples drawn from it."""
         k = len(self.component_means())

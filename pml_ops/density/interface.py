@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from pml_ops.density.data import DensitySplit
     from pml_ops.density.training import EpochStats
 
+DIGITS = tuple(str(d) for d in range(10))  # MNIST's class names, the default in figures
+
 
 @dataclass(frozen=True)
 class FitCallbacks:
@@ -38,6 +40,7 @@ class DensityModel(Protocol):
     family: str
     objective: str  # "ELBO" (a lower bound) or "exact log-likelihood"
     observation: str  # the observation model, stated beside every score
+    normalised: bool  # log_density is (or bounds) a normalised density over [0, 1]^784: bits/dim apply
     train_metrics_: dict[str, Any]  # set by `fit`: scores on the training and validation images
     history_: list[dict[str, Any]]  # set by `fit`: one row per epoch (empty for closed forms)
 
@@ -63,7 +66,13 @@ class DensityModel(Protocol):
         ...
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]: ...
 
 

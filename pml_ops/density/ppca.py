@@ -16,7 +16,7 @@ import numpy as np
 
 from pml_ops.config import EvaluateParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import DIGITS, FitCallbacks
 from pml_ops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class PPCA:
     family = "ppca"
     objective = "exact log-likelihood"
     observation = "Gaussian density over pixel values in [0, 1] (x = Wz + mu + N(0, sigma^2 I))"
+    normalised = True
 
     def __init__(self, latent_dim: int, name: str = "ppca") -> None:
         self.latent_dim, self.name = latent_dim, name
@@ -125,6 +126,12 @@ class PPCA:
         return model
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]:
-        return figures.latent_figures(self, x_test, y_test, params, out, seed)
+        return figures.latent_figures(self, x_test, y_test, params, out, seed, class_names)

@@ -18,7 +18,7 @@ import numpy as np
 
 from pml_ops.config import ConvVaeArchitecture, EvaluateParams, MlpVaeArchitecture, TrainingParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import DIGITS, FitCallbacks
 
 if TYPE_CHECKING:
     import torch
@@ -31,9 +31,15 @@ Architecture = MlpVaeArchitecture | ConvVaeArchitecture
 ARCHITECTURES: dict[str, type[Architecture]] = {"vae": MlpVaeArchitecture, "cvae": ConvVaeArchitecture}
 
 
+OBSERVATIONS = {
+    "bernoulli": "Bernoulli decoder with pixel values in [0, 1] as targets (continuous BCE; not a "
+    "normalised density over [0, 1])",
+    "continuous_bernoulli": "continuous Bernoulli decoder (a normalised density over [0, 1] per pixel)",
+}
+
+
 class VaeModel:
     objective = "ELBO"
-    observation = "Bernoulli decoder with pixel values in [0, 1] as targets (continuous BCE)"
 
     def __init__(
         self,
@@ -49,6 +55,8 @@ class VaeModel:
         self.memory_budget_bytes = int(memory_budget_mib * 2**20)
         self.architecture, self.training, self.seed, self.device = architecture, training, seed, device
         self.latent_dim = architecture.latent_dim
+        self.observation = OBSERVATIONS[architecture.decoder]
+        self.normalised = architecture.decoder == "continuous_bernoulli"
         self.module_: VAE | None = None
         self.train_metrics_: dict[str, Any] = {}
         self.history_: list[dict[str, Any]] = []
@@ -164,23 +172,31 @@ class VaeModel:
             )
 
     def iwae(self, x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-        """Importance-weighted bound with K = k per image. The encoder runs once per image and
-        the K samples of as many images as fit the memory budget go through the decoder in one
-        pass; when K samples of one image do not fit, they are split over several passes."""
+        """Importance-weighted bound with K = k per image (see `iwae_with_variance`)."""
+        return self.iwae_with_variance(x, k, seed)[0]
+
+    def iwae_with_variance(self, x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The IWAE bound per image and its Monte Carlo variance (delta method, `iwae_mc_variance`).
+        The encoder runs once per image and the K samples of as many images as fit the memory
+        budget go through the decoder in one pass; when K samples of one image do not fit, they
+        are split over several passes."""
+        import math
+
         import torch
 
         from pml_ops.density.batching import decoder_bytes_per_sample, rows_within
+        from pml_ops.density.vae import iwae_mc_variance
 
         generator = self._generator(seed)
         images = self._rows(self.module, encoder=True, decoder=True, samples=k)
         samples = rows_within(self.memory_budget_bytes, decoder_bytes_per_sample(self.module))
+        bounds, variances = [], []
         with torch.inference_mode():
-            return np.concatenate(
-                [
-                    self.module.iwae(b, k, generator, samples_per_pass=samples).cpu().numpy()
-                    for b in self._batches(x, images)
-                ]
-            )
+            for b in self._batches(x, images):
+                log_w = self.module.log_weights(b, k, generator, samples_per_pass=samples)
+                bounds.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu().numpy())
+                variances.append(iwae_mc_variance(log_w).cpu().numpy())
+        return np.concatenate(bounds), np.concatenate(variances)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -225,6 +241,12 @@ class VaeModel:
         return self.decode(z)
 
     def figures(
-        self, x_test: np.ndarray, y_test: np.ndarray, params: EvaluateParams, out: Path, seed: int
+        self,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        params: EvaluateParams,
+        out: Path,
+        seed: int,
+        class_names: tuple[str, ...] = DIGITS,
     ) -> list[Path]:
-        return figures.latent_figures(self, x_test, y_test, params, out, seed)
+        return figures.latent_figures(self, x_test, y_test, params, out, seed, class_names)

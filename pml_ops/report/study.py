@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pml_ops.config import Params
+from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
+from pml_ops.density.evaluation import table1
 from pml_ops.errors import ReportError
 from pml_ops.report.environment import collect_environment
 from pml_ops.report.spec import Cell, Figure, Report, Section, Table
@@ -35,59 +37,37 @@ def _figures(folder: Path, label: str) -> list[Figure]:
     ]
 
 
+def display_name(name: str) -> str:
+    """`cvae_tuned` -> `CVAE (tuned)`."""
+    return name.upper().replace("_TUNED", " (tuned)")
+
+
 def density_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
     cfg = params.density
     metrics = root / cfg.metrics_dir
     comparison = read_json(metrics / "density_comparison.json")["models"]
     study = params.report.study
-    rows: list[dict[str, Cell]] = []
     models = registry.model_names(params)
+    rows = []
     for name in models:
         row = comparison.get(name)
         if row is None:
             raise ReportError(f"{metrics / 'density_comparison.json'}: no row for model '{name}'")
-        reference = study.get(name, {})
-        rows.append(
-            {
-                "model": name.upper().replace("_TUNED", " (tuned)"),
-                "objective": row.get("objective"),
-                "test score": row.get("test_score"),
-                "study score": reference.get("test_score"),
-                "IWAE log p(x)": row.get("test_iwae"),
-                "MSE (sample)": row.get("test_mse_posterior_sample"),
-                "study MSE": reference.get("test_mse_posterior_sample"),
-                "MSE (mean)": row.get("test_mse_posterior_mean"),
-                "5-NN accuracy": row.get("test_knn_accuracy"),
-            }
-        )
-    table = Table(
-        caption="Test-set comparison (Table 1 of the study, with new columns)",
-        columns=list(rows[0]),
-        rows=rows,
-        notes={
-            "test score": "mean over the test images, nats per image: ELBO for VAE/CVAE "
-            "(Bernoulli decoder, pixel values in [0, 1] as targets), exact log-likelihood for "
-            "PPCA/GMM (Gaussian over pixel values; not on the same scale as the ELBO)",
-            "study score": "the number the original study reported",
-            "IWAE log p(x)": f"importance-weighted bound, K = {params.evaluate.iwae_samples}, on "
-            + (
-                "every test image"
-                if params.evaluate.iwae_images is None
-                else f"the first {params.evaluate.iwae_images} test images"
-            ),
-            "MSE (sample)": "per-pixel MSE of the decoder mean at a posterior sample (as the study)",
-            "MSE (mean)": "per-pixel MSE of the decoder mean at the posterior mean",
-            "5-NN accuracy": "5-nearest-neighbour classifier on the training latent means",
-        },
-        formats={
-            "test score": ".6g",
-            "study score": ".6g",
-            "IWAE log p(x)": ".6g",
-            "MSE (sample)": ".4f",
-            "study MSE": ".4f",
-            "MSE (mean)": ".4f",
-            "5-NN accuracy": ".3f",
-        },
+        rows.append({**row, "model": display_name(name)})
+    extra = {
+        "[nats/image] study score": (
+            ".6g",
+            {display_name(name): study.get(name, {}).get("test_score") for name in models},
+            "the number the original study reported (all test images)",
+        ),
+        "[MSE/pixel] study": (
+            ".4f",
+            {display_name(name): study.get(name, {}).get("test_mse_posterior_sample") for name in models},
+            "the original study's MSE at a posterior sample",
+        ),
+    }
+    table = table1(
+        rows, "Table 1: Test-set comparison, columns grouped by unit (mean ± standard error)", extra
     )
     figures: list[Figure] = []
     times = {}
@@ -99,12 +79,61 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
         times[f"evaluate@{name}"] = read_json(root / registry.paths(params, name).evaluate_metrics)[
             "wall_time_s"
         ]
+    data = dataset(params.data.dataset)
     text = (
-        "All models have a 2-D latent space and are trained on the MNIST training set "
+        f"Data set: {data.title} (classes: {', '.join(data.class_names)}). "
+        f"All models have a 2-D latent space and are trained on the {data.title} training set "
         f"(a fraction {cfg.validation_fraction} held out for validation) and scored on the test set. "
         "CVAE (tuned) is the architecture Optuna found (params_tuned.yaml), trained like the CVAE."
     )
-    return Section(title="Density models on MNIST", text=text, tables=[table], figures=figures), times
+    tables = [table, *seed_variation_tables(root / params.report.seed_variation)]
+    return Section(title=f"Density models on {data.title}", text=text, tables=tables, figures=figures), times
+
+
+def seed_variation_tables(path: Path) -> list[Table]:
+    """Table 1 over seeds and the differences between models that exceed the seed spread, from
+    benchmarks/seed_variation.py's results (none when it has not been run)."""
+    from pml_ops.density.seed_spread import METRICS, comparisons
+
+    if not path.is_file():
+        return []
+    results = read_json(path)
+    summary, settings = results["summary"], results["settings"]
+    spread = Table(
+        caption=f"Table 1 over seeds {settings['seeds']}, mean ± sd (reduced settings: "
+        f"{settings['train_images']} training images, {settings['epochs']} epochs, test images: "
+        f"{settings['test_images']}, IWAE K = "
+        f"{settings['iwae_samples']} on {settings['iwae_images']} images; not the study's)",
+        columns=["model", *(label for label, _ in METRICS.values())],
+        rows=[
+            {
+                "model": name,
+                **{
+                    label: f"{s[key]['mean']:.4g} ± {s[key]['sd']:.2g}" if key in s else None
+                    for key, (label, _) in METRICS.items()
+                },
+            }
+            for name, s in summary.items()
+        ],
+    )
+    pairs = [c for c in comparisons(summary) if c["exceeds"]]
+    exceeding = Table(
+        caption="Differences between models that exceed the seed spread (|difference of seed means| > "
+        "2 x its standard error over seeds; nats compared only between like observation models)",
+        columns=["metric", "models", "difference", "2 x se", "better"],
+        rows=[
+            {
+                "metric": c["metric"],
+                "models": c["models"],
+                "difference": c["difference"],
+                "2 x se": c["two_se"],
+                "better": c["better"],
+            }
+            for c in pairs
+        ],
+        formats={"difference": "+.4g", "2 x se": ".3g"},
+    )
+    return [spread, exceeding]
 
 
 def gp_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:

@@ -101,7 +101,7 @@ class DensityTask:
 
         density, trial = self.params.density, self.params.tuning.trial
         device = resolve_device(density.device, density.cpu_threads)
-        images = load_mnist(self.params.data.path).x_train
+        images = load_mnist(self.params.data.path, self.params.data.dataset).x_train
         train_idx, val_idx = train_validation_split(len(images), density.validation_fraction, density.seed)
         for name, wanted, available in (
             ("train_size", trial.train_size, len(train_idx)),

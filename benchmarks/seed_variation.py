@@ -1,0 +1,163 @@
+"""Seed variation of Table 1: train and score every density model with several seeds.
+
+    python -m benchmarks.seed_variation [--seeds 0 1 2] [--train 10000] [--test N] [--epochs 5]
+        [--iwae-samples 100] [--iwae-images 1000] [--out benchmarks/results/seed_variation.json]
+
+For each seed (`density.seed`: weights, train/validation split, shuffling, noise, GMM start) every
+model of params.yaml's `models` list is fitted and scored with the evaluate stage's code, at the
+reduced settings given (the first `--train` training images, `--epochs` epochs; the whole test
+set or its first `--test` images; IWAE and bits/dim on the first `--iwae-images`), plus a
+continuous-Bernoulli variant (`<name>_cb`) of each untuned VAE-family model, so that VAE bits/dim
+appear. Writes the per-seed metrics and mean ± sd of each Table 1 metric (JSON), and the Markdown
+table with the differences between models that exceed the seed spread into docs/results.md
+(between the markers below).
+MNIST comes from data.path (run `dvc repro prepare` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pml_ops.config import parse_params
+from pml_ops.density import registry
+from pml_ops.density.data import density_split, to_unit_float
+from pml_ops.density.evaluation import evaluate_model
+from pml_ops.density.interface import DensityModel, FitCallbacks
+from pml_ops.density.seed_spread import METRICS, comparisons, summarise
+from pml_ops.density.units import dequantise
+from pml_ops.density.vae_model import VaeModel
+from pml_ops.io import write_json
+
+START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
+
+
+def settings_params(raw: dict, seed: int, args: argparse.Namespace) -> Any:
+    raw = json.loads(json.dumps(raw))
+    raw["density"]["seed"] = seed
+    raw["density"]["subset"] = {"train": args.train, "test": args.test}
+    for family in ("vae", "cvae"):
+        raw[family]["training"]["epochs"] = args.epochs
+    raw["evaluate"].update(iwae_samples=args.iwae_samples, iwae_images=args.iwae_images)
+    return parse_params(raw)
+
+
+def models(params: Any) -> list[DensityModel]:
+    """Every model of the list, and a continuous-Bernoulli twin of each untuned VAE-family model."""
+    out = []
+    for name in registry.model_names(params):
+        model = registry.create(params, name)
+        out.append(model)
+        if isinstance(model, VaeModel) and not registry.entry(params, name).tuned:
+            arch = model.architecture.model_copy(update={"decoder": "continuous_bernoulli"})
+            out.append(VaeModel(f"{name}_cb", model.family, arch, model.training, model.seed, model.device))
+    return out
+
+
+def run_seed(params: Any) -> dict[str, dict[str, Any]]:
+    split = density_split(params)
+    x_train, x_test = to_unit_float(split.x_train), to_unit_float(split.x_test)
+    deq = dequantise(split.x_test, params.evaluate.dequantisation_seed)
+    results = {}
+    for model in models(params):
+        began = time.perf_counter()
+        model.fit(split, FitCallbacks())
+        metrics = evaluate_model(
+            model, x_train, split.y_train, x_test, split.y_test, params.evaluate, params.density.seed, deq
+        )
+        metrics["wall_time_s"] = time.perf_counter() - began
+        results[model.name] = metrics
+        print(
+            f"seed {params.density.seed} {model.name}: test score {metrics['test_score']:.2f} "
+            f"({metrics['wall_time_s']:.0f} s)"
+        )
+    return results
+
+
+def exceeding(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows of `seed_spread.comparisons`."""
+    return [
+        f"| {c['metric']} | {c['models']} | {c['difference']:+.4g} | {c['two_se']:.3g} | "
+        + ("exceeds | " + c["better"] if c["exceeds"] else "within | —")
+        + " |"
+        for c in comparisons(summary)
+    ]
+
+
+def markdown(summary: dict, settings: dict) -> str:
+    head = "| model | " + " | ".join(label for label, _ in METRICS.values()) + " |"
+    rows = [head, "|---|" + "---:|" * len(METRICS)]
+    for name, s in summary.items():
+        cells = [f"{s[k]['mean']:.4g} ± {s[k]['sd']:.2g}" if k in s else "—" for k in METRICS]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    pairs = ["| metric | models | difference of means | 2 x se over seeds | seed spread | better |"]
+    pairs.append("|---|---|---:|---:|---|---|")
+    pairs += exceeding(summary)
+    return "\n".join(
+        [
+            START,
+            f"Settings (reduced, not the study's): {json.dumps(settings)}. Mean ± sd over the seeds.",
+            "",
+            *rows,
+            "",
+            "Differences between models against the seed spread (exceeds: |difference| > 2 x its "
+            "standard error over seeds). Scores in nats are compared only between models with the "
+            "same observation model (the Bernoulli ELBOs among themselves) or between normalised "
+            "densities:",
+            "",
+            *pairs,
+            END,
+        ]
+    )
+
+
+def write_results_section(doc: Path, section: str) -> None:
+    text = doc.read_text()
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        text = before + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Seed variation of Table 1 (benchmark)\n\n" + section + "\n"
+    doc.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train", type=int, default=10000)
+    parser.add_argument("--test", type=int, default=None, help="the first N test images (default: all)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--iwae-samples", type=int, default=100)
+    parser.add_argument("--iwae-images", type=int, default=1000)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/seed_variation.json"))
+    parser.add_argument("--doc", type=Path, default=Path("docs/results.md"))
+    args = parser.parse_args(argv)
+    raw = yaml.safe_load(args.params.read_text())
+    began = time.perf_counter()
+    runs = {seed: run_seed(settings_params(raw, seed, args)) for seed in args.seeds}
+    settings = {
+        "seeds": args.seeds,
+        "train_images": args.train,
+        "epochs": args.epochs,
+        "test_images": args.test or "all",
+        "iwae_samples": args.iwae_samples,
+        "iwae_images": args.iwae_images,
+        "dataset": raw["data"]["dataset"],
+    }
+    summary = summarise(runs)
+    write_json(
+        args.out,
+        {"settings": settings, "summary": summary, "runs": runs, "wall_time_s": time.perf_counter() - began},
+    )
+    write_results_section(args.doc, markdown(summary, settings))
+    print(f"seed_variation: wrote {args.out} and the section of {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
