@@ -26,6 +26,7 @@ h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
 h2 { margin-top: 2.5rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
 nav ol { columns: 2; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: .92rem; }
+table { display: block; max-width: 100%; overflow-x: auto; }  /* wide tables scroll, the page does not */
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .4rem; }
 th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; }
 th { background: #f6f8fa; }
