@@ -192,7 +192,7 @@ def table1(
     n_all, n_subset = first.get("test_images"), first.get("subset_images")
     k = next((row["iwae_samples"] for row in rows if row.get("iwae_samples")), None)
     knn = next((row["knn_neighbors"] for row in rows if row.get("knn_neighbors")), None)
-    columns = ["model", "objective"]
+    columns = ["model", "objective / observation"]
     columns += [column_title(group, title) for group, _, title, _ in COLUMNS]
     for title in extra:  # beside the last column of its unit group ("[unit] ...")
         same_unit = [i for i, column in enumerate(columns) if column.split("]")[0] == title.split("]")[0]]
@@ -201,7 +201,7 @@ def table1(
     for row in rows:
         cell: dict[str, Any] = {
             "model": row["model"],
-            "objective": row.get("objective"),
+            "objective / observation": f"{row.get('objective')}: {row.get('observation')}",
         }
         for group, key, title, spec in COLUMNS:
             cell[column_title(group, title)] = estimate(row, key, spec)
@@ -213,8 +213,6 @@ def table1(
             cell[title] = values.get(row["model"])
         cells.append(cell)
     notes = {
-        "objective": "what each score is; the observation models: "
-        + "; ".join(f"{row['model']}: {row.get('observation')}" for row in rows),
         column_title("nats", "score, all test images"): (
             f"mean log-score over all {f'{n_all} ' if n_all else ''}test images (pixel values k/255), "
             "nats per image: the "
