@@ -25,7 +25,8 @@ from pml_ops.tracking import configure, dvc_experiment, dvc_output_md5, git_comm
 
 GROUP_ENV = "PML_OPS_RUN_GROUP"
 PIPELINE_TAG = "pipeline"
-SYSTEM_METRICS_INTERVAL_S = 2.0  # MLflow's default (10 s) leaves a stage shorter than that without a sample
+# MLflow's default (10 s), even 2 s, leaves a short (smoke) stage without a sample.
+SYSTEM_METRICS_INTERVAL_S = 0.5
 
 
 def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS_FILE) -> str:

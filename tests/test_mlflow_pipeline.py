@@ -56,8 +56,9 @@ with np.load(f"{store}/data/mnist.npz") as data:
 out = {}
 for name in models:
     frame = mlflow.pyfunc.load_model(f"models:/pml-ops-{name}@champion").predict(images)
-    # the mean as the evaluate stage takes it: numpy's, in the model's own float type
-    out[name] = {"score": float(np.mean(frame["log_density"].to_numpy())), "columns": list(frame.columns),
+    # the mean as the evaluate stage takes it (units.mean_and_se): float64 over the per-image scores
+    scores = frame["log_density"].to_numpy().astype(np.float64)
+    out[name] = {"score": float(scores.mean()), "columns": list(frame.columns),
                  "latent": len(frame["latent_mean"][0]), "pixels": len(frame["reconstruction"][0])}
 print(json.dumps(out))
 """

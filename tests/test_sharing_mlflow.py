@@ -250,9 +250,14 @@ def test_pipeline_stage_logs_in_and_no_credential_leaks(server: dict, pipeline_r
     # Nothing secret in what a team member or the server shows.
     metrics = run(["dvc", "metrics", "show"], work, env).stdout
     downloaded = tmp_path / "artifacts"
-    fetch = "import sys, mlflow; mlflow.MlflowClient().download_artifacts(sys.argv[1], '', sys.argv[2])"
-    run([sys.executable, "-c", fetch, landed[0]["info"]["run_id"], str(downloaded)], tmp_path, admin)
-    assert any(downloaded.rglob("*"))
+    # The stage's model is an MLflow LoggedModel (its files live with the model, not the run).
+    model_id = json.loads((work / "models" / "ppca" / "mlflow_model.json").read_text())["model_id"]
+    fetch = (
+        "import sys, mlflow; "
+        "mlflow.artifacts.download_artifacts(artifact_uri=f'models:/{sys.argv[1]}', dst_path=sys.argv[2])"
+    )
+    run([sys.executable, "-c", fetch, model_id, str(downloaded)], tmp_path, admin)
+    assert any(downloaded.rglob("*.npz")), "the model's own artifact travels inside the logged model"
     texts = {
         "server log": Path(server["log"]).read_text(),
         "stage output": stage.stdout + stage.stderr,
