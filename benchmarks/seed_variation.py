@@ -3,6 +3,9 @@
     python -m benchmarks.seed_variation [--seeds 0 1 2] [--train 10000] [--test N] [--epochs 5]
         [--iwae-samples 100] [--iwae-images 1000] [--out benchmarks/results/seed_variation.json]
 
+    # the study's settings (every training image, 25 epochs, K = 1000 on params.yaml's IWAE images):
+    python -m benchmarks.seed_variation --study-settings
+
 For each seed (`density.seed`: weights, train/validation split, shuffling, noise, GMM start) every
 model of params.yaml's `models` list is fitted and scored with the evaluate stage's code, at the
 reduced settings given (the first `--train` training images, `--epochs` epochs; the whole test
@@ -40,10 +43,11 @@ START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
 def settings_params(raw: dict, seed: int, args: argparse.Namespace) -> Any:
     raw = json.loads(json.dumps(raw))
     raw["density"]["seed"] = seed
-    raw["density"]["subset"] = {"train": args.train, "test": args.test}
-    for family in ("vae", "cvae"):
-        raw[family]["training"]["epochs"] = args.epochs
-    raw["evaluate"].update(iwae_samples=args.iwae_samples, iwae_images=args.iwae_images)
+    if not args.study_settings:
+        raw["density"]["subset"] = {"train": args.train, "test": args.test}
+        for family in ("vae", "cvae"):
+            raw[family]["training"]["epochs"] = args.epochs
+        raw["evaluate"].update(iwae_samples=args.iwae_samples, iwae_images=args.iwae_images)
     return parse_params(raw)
 
 
@@ -101,7 +105,7 @@ def markdown(summary: dict, settings: dict) -> str:
     return "\n".join(
         [
             START,
-            f"Settings (reduced, not the study's): {json.dumps(settings)}. Mean ± sd over the seeds.",
+            f"Settings ({settings['kind']}): {json.dumps(settings)}. Mean ± sd over the seeds.",
             "",
             *rows,
             "",
@@ -134,27 +138,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iwae-samples", type=int, default=100)
     parser.add_argument("--iwae-images", type=int, default=1000)
+    parser.add_argument(
+        "--study-settings", action="store_true", help="params.yaml's own settings; ignores the size options"
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/seed_variation.json"))
     parser.add_argument("--doc", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args(argv)
     raw = yaml.safe_load(args.params.read_text())
     began = time.perf_counter()
-    runs = {seed: run_seed(settings_params(raw, seed, args)) for seed in args.seeds}
+    first = settings_params(raw, args.seeds[0], args)
     settings = {
+        "kind": "the study's, params.yaml" if args.study_settings else "reduced, not the study's",
         "seeds": args.seeds,
-        "train_images": args.train,
-        "epochs": args.epochs,
-        "test_images": args.test or "all",
-        "iwae_samples": args.iwae_samples,
-        "iwae_images": args.iwae_images,
+        "train_images": first.density.subset.train or "all",
+        "epochs": {family: raw[family]["training"]["epochs"] if args.study_settings else args.epochs
+                   for family in ("vae", "cvae")},
+        "test_images": first.density.subset.test or "all",
+        "iwae_samples": first.evaluate.iwae_samples,
+        "iwae_images": first.evaluate.iwae_images or "all",
         "dataset": raw["data"]["dataset"],
     }
-    summary = summarise(runs)
-    write_json(
-        args.out,
-        {"settings": settings, "summary": summary, "runs": runs, "wall_time_s": time.perf_counter() - began},
-    )
+    runs: dict[int, dict[str, dict[str, Any]]] = {}
+    for seed in args.seeds:  # the JSON is rewritten after each seed, so a stopped run keeps its seeds
+        runs[seed] = run_seed(settings_params(raw, seed, args))
+        summary = summarise(runs)
+        write_json(
+            args.out,
+            {"settings": settings, "summary": summary, "runs": runs, "wall_time_s": time.perf_counter() - began},
+        )
     write_results_section(args.doc, markdown(summary, settings))
     print(f"seed_variation: wrote {args.out} and the section of {args.doc}")
 
