@@ -3,8 +3,10 @@
     python -m benchmarks.seed_variation [--seeds 0 1 2] [--train 10000] [--test N] [--epochs 5]
         [--iwae-samples 100] [--iwae-images 1000] [--out benchmarks/results/seed_variation.json]
 
-    # the study's settings (every training image, 25 epochs, K = 1000 on params.yaml's IWAE images):
-    python -m benchmarks.seed_variation --study-settings
+    # the study's settings (every training image, 25 epochs, K = 1000 on params.yaml's IWAE images),
+    # one process per seed on one thread each, then the seeds combined:
+    python -m benchmarks.seed_variation --study-settings --threads 1 --seeds 1 --out seed1.json
+    python -m benchmarks.seed_variation --combine seed0.json seed1.json seed2.json
 
 For each seed (`density.seed`: weights, train/validation split, shuffling, noise, GMM start) every
 model of params.yaml's `models` list is fitted and scored with the evaluate stage's code, at the
@@ -43,6 +45,8 @@ START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
 def settings_params(raw: dict, seed: int, args: argparse.Namespace) -> Any:
     raw = json.loads(json.dumps(raw))
     raw["density"]["seed"] = seed
+    if args.threads is not None:
+        raw["density"]["cpu_threads"] = args.threads
     if not args.study_settings:
         raw["density"]["subset"] = {"train": args.train, "test": args.test}
         for family in ("vae", "cvae"):
@@ -130,6 +134,27 @@ def write_results_section(doc: Path, section: str) -> None:
     doc.write_text(text)
 
 
+def combine(paths: list[Path], out: Path, doc: Path) -> None:
+    """One summary over the seeds of several result files written with the same settings."""
+    results = [json.loads(path.read_text()) for path in paths]
+    settings = {k: v for k, v in results[0]["settings"].items() if k != "seeds"}
+    for path, result in zip(paths, results, strict=True):
+        other = {k: v for k, v in result["settings"].items() if k != "seeds"}
+        if other != settings:
+            raise SystemExit(
+                f"seed_variation: {path} has other settings than {paths[0]}: {other} != {settings}"
+            )
+    runs = {int(seed): run for result in results for seed, run in result["runs"].items()}
+    if len(runs) != sum(len(result["runs"]) for result in results):
+        raise SystemExit("seed_variation: a seed appears in more than one file")
+    settings["seeds"] = sorted(runs)
+    summary = summarise(runs)
+    wall = [result["wall_time_s"] for result in results]
+    write_json(out, {"settings": settings, "summary": summary, "runs": runs, "wall_time_s": wall})
+    write_results_section(doc, markdown(summary, settings))
+    print(f"seed_variation: wrote {out} and the section of {doc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -141,10 +166,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--study-settings", action="store_true", help="params.yaml's own settings; ignores the size options"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="density.cpu_threads (default: params.yaml's)"
+    )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="summarise the runs of these result JSONs instead",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/seed_variation.json"))
     parser.add_argument("--doc", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args(argv)
+    if args.combine:
+        combine(args.combine, args.out, args.doc)
+        return
     raw = yaml.safe_load(args.params.read_text())
     began = time.perf_counter()
     first = settings_params(raw, args.seeds[0], args)
@@ -160,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         "iwae_samples": first.evaluate.iwae_samples,
         "iwae_images": first.evaluate.iwae_images or "all",
         "dataset": raw["data"]["dataset"],
+        "cpu_threads": first.density.cpu_threads,
     }
     runs: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in args.seeds:  # the JSON is rewritten after each seed, so a stopped run keeps its seeds

@@ -65,3 +65,35 @@ def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tm
     assert [(row["metric"], row["better"]) for row in exceeding_table.rows] == [
         ("score, all test images (nats/image)", "vae")
     ]
+
+
+def test_combine_summarises_per_seed_files_and_refuses_mixed_settings(tmp_path):
+    import json
+
+    from benchmarks.seed_variation import combine
+
+    settings = {"kind": "reduced", "epochs": 1, "iwae_images": 10}
+    files = []
+    for seed, d in enumerate([-1.0, 0.0, 1.0]):
+        path = tmp_path / f"seed{seed}.json"
+        runs = {str(seed): {"vae": run(-140 + d, 0.8, BERNOULLI), "cvae": run(-150 + d, 0.8, BERNOULLI)}}
+        path.write_text(
+            json.dumps({"settings": {**settings, "seeds": [seed]}, "runs": runs, "wall_time_s": 1.0})
+        )
+        files.append(path)
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n")
+    combine(files, tmp_path / "all.json", doc)
+    combined = json.loads((tmp_path / "all.json").read_text())
+    assert combined["settings"]["seeds"] == [0, 1, 2]
+    assert combined["summary"]["vae"]["test_score"] == {"mean": -140.0, "sd": pytest.approx(1.0), "n": 3}
+    assert START in doc.read_text()
+
+    other = tmp_path / "other.json"
+    other.write_text(
+        json.dumps({"settings": {**settings, "epochs": 2, "seeds": [3]}, "runs": {}, "wall_time_s": 1})
+    )
+    with pytest.raises(SystemExit, match="other settings"):
+        combine([files[0], other], tmp_path / "x.json", doc)
+    with pytest.raises(SystemExit, match="more than one file"):
+        combine([files[0], files[0]], tmp_path / "x.json", doc)
