@@ -7,6 +7,7 @@
     # one process per seed on one thread each, then the seeds combined:
     python -m benchmarks.seed_variation --study-settings --threads 1 --seeds 1 --out seed1.json
     python -m benchmarks.seed_variation --combine seed0.json seed1.json seed2.json
+    # (--models NAME ... scores only some models; --combine merges such files per seed)
 
 For each seed (`density.seed`: weights, train/validation split, shuffling, noise, GMM start) every
 model of params.yaml's `models` list is fitted and scored with the evaluate stage's code, at the
@@ -67,12 +68,14 @@ def models(params: Any) -> list[DensityModel]:
     return out
 
 
-def run_seed(params: Any) -> dict[str, dict[str, Any]]:
+def run_seed(params: Any, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
     split = density_split(params)
     x_train, x_test = to_unit_float(split.x_train), to_unit_float(split.x_test)
     deq = dequantise(split.x_test, params.evaluate.dequantisation_seed)
     results = {}
     for model in models(params):
+        if only is not None and model.name not in only:
+            continue
         began = time.perf_counter()
         model.fit(split, FitCallbacks())
         metrics = evaluate_model(
@@ -144,9 +147,19 @@ def combine(paths: list[Path], out: Path, doc: Path) -> None:
             raise SystemExit(
                 f"seed_variation: {path} has other settings than {paths[0]}: {other} != {settings}"
             )
-    runs = {int(seed): run for result in results for seed, run in result["runs"].items()}
-    if len(runs) != sum(len(result["runs"]) for result in results):
-        raise SystemExit("seed_variation: a seed appears in more than one file")
+    runs: dict[int, dict[str, dict[str, Any]]] = {}
+    for result in results:  # one file per seed, or per seed and group of models
+        for seed, run in result["runs"].items():
+            merged = runs.setdefault(int(seed), {})
+            if set(merged) & set(run):
+                raise SystemExit(
+                    f"seed_variation: seed {seed}: {sorted(set(merged) & set(run))} in two files"
+                )
+            merged.update(run)
+    if len({tuple(sorted(run)) for run in runs.values()}) > 1:
+        raise SystemExit(
+            f"seed_variation: the seeds hold different models: { {s: sorted(r) for s, r in runs.items()} }"
+        )
     settings["seeds"] = sorted(runs)
     summary = summarise(runs)
     wall = [result["wall_time_s"] for result in results]
@@ -202,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     runs: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in args.seeds:  # the JSON is rewritten after each seed, so a stopped run keeps its seeds
-        runs[seed] = run_seed(settings_params(raw, seed, args))
+        runs[seed] = run_seed(settings_params(raw, seed, args), args.models)
         summary = summarise(runs)
         elapsed = time.perf_counter() - began
         write_json(args.out, {"settings": settings, "summary": summary, "runs": runs, "wall_time_s": elapsed})

@@ -95,5 +95,10 @@ def test_combine_summarises_per_seed_files_and_refuses_mixed_settings(tmp_path):
     )
     with pytest.raises(SystemExit, match="other settings"):
         combine([files[0], other], tmp_path / "x.json", doc)
-    with pytest.raises(SystemExit, match="more than one file"):
+    with pytest.raises(SystemExit, match="in two files"):
         combine([files[0], files[0]], tmp_path / "x.json", doc)
+    partial = tmp_path / "partial.json"
+    runs = {"2": {"vae": run(-140, 0.8, BERNOULLI)}}
+    partial.write_text(json.dumps({"settings": {**settings, "seeds": [2]}, "runs": runs, "wall_time_s": 1.0}))
+    with pytest.raises(SystemExit, match="different models"):
+        combine([files[0], partial], tmp_path / "x.json", doc)
