@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--study-settings", action="store_true", help="params.yaml's own settings; ignores the size options"
     )
+    parser.add_argument("--models", nargs="+", default=None, help="only these models (default: all)")
     parser.add_argument(
         "--threads", type=int, default=None, help="density.cpu_threads (default: params.yaml's)"
     )
