@@ -27,7 +27,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +92,9 @@ class Bf16Decoder(nn.Module):
 
 
 def make_step(
-    model: VAE, adam: dict, context: Context
+    model: VAE, adam: dict, context: Context, lr: float
 ) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, **adam)
 
     def step(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         with context():
@@ -113,7 +113,9 @@ def variant_context(variant: str) -> Context:
     return contextlib.nullcontext
 
 
-def train_variant(arch, variant: str) -> tuple[VAE, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]:
+def train_variant(
+    arch, variant: str, lr: float = 1e-3
+) -> tuple[VAE, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]:
     model = build_model(arch, 0).train()
     adam = ADAM.get(variant.removeprefix("adam_"), {})
     if variant.startswith("compile"):
@@ -121,7 +123,7 @@ def train_variant(arch, variant: str) -> tuple[VAE, Callable[[torch.Tensor, torc
         adam = ADAM["fused"] if variant == "compile_fused" else {}
     elif variant == "channels_last_encoder":
         model.encoder = ChannelsLastInput(model.encoder)
-    return model, make_step(model, adam, variant_context(variant))
+    return model, make_step(model, adam, variant_context(variant), lr)
 
 
 def run_steps(step, batches: list[torch.Tensor], seed: int = 1) -> tuple[float, list[float]]:
@@ -140,7 +142,7 @@ def first_step_check(arch, variant: str, x: torch.Tensor) -> dict:
         with variant_context(v)():
             loss = -model.elbo(x, torch.Generator().manual_seed(7)).mean()
             loss.backward()
-        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
     (l0, g0), (l1, g1) = grads
     out["loss_abs_diff"] = abs(l0 - l1).item()
     out["grad_max_abs_diff"] = max((a - b).abs().max().item() for a, b in zip(g0, g1, strict=True))
@@ -153,25 +155,15 @@ def first_step_check(arch, variant: str, x: torch.Tensor) -> dict:
     return out
 
 
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def bench_training(
     name: str, section, train_t: torch.Tensor, variants: list[str], rounds: int, steps: int
 ) -> dict:
-    arch, batch_size = section.architecture, section.training.batch_size
+    arch, batch_size, lr = section.architecture, section.training.batch_size, section.training.lr
     batches = [train_t[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
     result: dict = {}
     built = {}
     for variant in variants:
-        model, step = train_variant(arch, variant)
+        model, step = train_variant(arch, variant, lr)
         compile_s = 0.0
         if variant.startswith("compile"):  # the first steps compile (inductor), then reuse the code
             start = time.perf_counter()
@@ -183,10 +175,10 @@ def bench_training(
     for _ in range(rounds):
         for variant in variants:
             # a fresh model each round so every variant trains the same trajectory
-            model, step = train_variant(arch, variant)
+            model, step = train_variant(arch, variant, lr)
             if variant.startswith("compile"):
                 run_steps(step, batches[:1])  # recompiles are cached: warm it for this instance
-                model, step = train_variant(arch, variant)
+                model, step = train_variant(arch, variant, lr)
             seconds, trace = run_steps(step, batches)
             times[variant].append(seconds)
             losses[variant] = trace
