@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pml_ops.errors import ConfigError, PmlOpsError
 from pml_ops.gp.objective import DENSE_GRID_POINTS, Expression, check_finite
@@ -251,6 +259,10 @@ class TrainingParams(Section):
     epochs: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
+    # Adam's fused kernel (one pass over all parameters; CPU and CUDA) instead of torch's CPU
+    # for-loop: the same update up to float rounding, but rounding differences grow over an epoch
+    # (docs/results.md), so it is off by default and earlier runs stay reproducible bit for bit.
+    fused_adam: StrictBool = False
 
 
 class VaeParams(Section):

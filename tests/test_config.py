@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pml_ops.config import load_params, parse_params
+from pml_ops.config import TrainingParams, load_params, parse_params
 from pml_ops.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -142,3 +142,12 @@ def test_cpu_threads_is_auto_a_count_or_null(raw_params, monkeypatch):
     assert set_to == [usable_cpus(), 1]
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 3, 5})
     assert usable_cpus() == 3
+
+
+def test_fused_adam_is_a_boolean_off_by_default(raw_params):
+    params = parse_params(raw_params)
+    assert not params.vae.training.fused_adam and not params.cvae.training.fused_adam
+    assert not TrainingParams(epochs=1, batch_size=8, lr=1e-3).fused_adam  # sections that omit it
+    assert parse_params(_with(raw_params, "cvae.training.fused_adam", True)).cvae.training.fused_adam
+    with pytest.raises(ConfigError, match=r"'vae\.training\.fused_adam': Input should be a valid boolean"):
+        parse_params(_with(raw_params, "vae.training.fused_adam", "yes"))

@@ -91,7 +91,7 @@ def train_vae(
     label: str = "train",
     eval_batch: int = EVAL_BATCH,
 ) -> TrainResult:
-    """Adam on the negative mean ELBO for `training.epochs` epochs.
+    """Adam (fused when `training.fused_adam`) on the negative mean ELBO for `training.epochs` epochs.
 
     `on_epoch` is called after every epoch (after its checkpoint is written) with that epoch's
     `EpochStats`; it may raise (e.g. optuna.TrialPruned) to stop training. With `checkpoint`, an
@@ -101,7 +101,8 @@ def train_vae(
     """
     device = train_images.device
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr)
+    # fused=False: torch's CPU default, a for-loop over the parameters
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, fused=training.fused_adam)
     shuffle_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     key = f"{fingerprint}|{training!r}|seed={seed}|n={len(train_images)}"
