@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from pml_ops import profiles
 from pml_ops.data.idx import encode_idx, sha256_hex
 from pml_ops.data.mnist import MIRROR_ENV, IdxFile
+from tests.postgres import fresh_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -111,6 +113,13 @@ def stage_env(mnist_mirror: Path, tmp_path: Path) -> dict[str, str]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PML_OPS_PROGRESS"] = "0"
     return env
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards (tests/postgres.py)."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
