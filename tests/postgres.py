@@ -23,23 +23,25 @@ def fresh_database() -> Iterator[str]:
     from psycopg2 import sql
 
     admin_url = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
-    try:
+    name = f"pml_ops_test_{uuid.uuid4().hex[:12]}"
+
+    def as_admin(statement: str) -> None:  # a short connection: none is held during the test
         admin = psycopg2.connect(admin_url, connect_timeout=5)
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cursor:
+                cursor.execute(sql.SQL(statement).format(sql.Identifier(name)))
+        finally:
+            admin.close()
+
+    try:
+        as_admin("CREATE DATABASE {}")
     except psycopg2.OperationalError as error:
         message = f"PostgreSQL not reachable at {admin_url} (set {POSTGRES_ENV}): {error}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    admin.autocommit = True
-    name = f"pml_ops_test_{uuid.uuid4().hex[:12]}"
     try:
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield admin_url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            with admin.cursor() as cursor:
-                cursor.execute(drop)
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
     finally:
-        admin.close()
+        as_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
