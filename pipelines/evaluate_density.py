@@ -12,6 +12,7 @@ from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
+from pml_ops.density.interface import FigureInputs
 from pml_ops.density.pyfunc import recorded_or_logged
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.units import dequantise
@@ -39,7 +40,8 @@ def evaluate(params: Params, name: str) -> None:
             model, x_train, split.y_train, x_test, split.y_test, params.evaluate, seed, x_dequantised
         )
         classes = dataset(params.data.dataset).class_names
-        for path in model.figures(x_test, split.y_test, params.evaluate, paths.figures, seed, classes):
+        inputs = FigureInputs(x_test, split.y_test, params.evaluate, paths.figures, seed, classes)
+        for path in model.figures(inputs):
             mlflow.log_artifact(str(path), artifact_path="figures")
         metrics.update(resource_metrics(start))
         model_id = recorded_or_logged(model, paths.artifact, x_test[:2], seed, tags)

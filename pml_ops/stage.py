@@ -113,16 +113,27 @@ def _watch_grandparent(shell: int, dvc: int) -> None:
             return
 
 
+def set_parent_death_signal(signum: int, parent: int | None = None) -> bool:
+    """Have the kernel send `signum` to this process when `parent` (default: the current parent)
+    dies (Linux `PR_SET_PDEATHSIG`; False elsewhere or if refused). If the parent is already gone,
+    the signal is sent now. The kernel's "parent" is the thread that forked this process: fork
+    from a thread that outlives the child (the main thread, or one that waits for it)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid() if parent is None else parent
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before the call took effect
+        os.kill(os.getpid(), signum)
+    return True
+
+
 def die_with_parent() -> None:
     """SIGTERM this process when the process that started it dies (Linux; elsewhere a no-op)."""
-    if not sys.platform.startswith("linux"):
-        return
     parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+    if not set_parent_death_signal(signal.SIGTERM, parent):
         return
-    if os.getppid() != parent:  # the parent died before the call took effect
-        os.kill(os.getpid(), signal.SIGTERM)
     try:
         name = Path(f"/proc/{parent}/comm").read_text().strip()
     except OSError:

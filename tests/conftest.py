@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -15,6 +17,10 @@ import pytest
 from pml_ops import profiles
 from pml_ops.data.idx import encode_idx, sha256_hex
 from pml_ops.data.mnist import MIRROR_ENV, IdxFile
+from tests.postgres import fresh_database
+
+if TYPE_CHECKING:
+    from tests.s3_helpers import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -111,6 +117,21 @@ def stage_env(mnist_mirror: Path, tmp_path: Path) -> dict[str, str]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PML_OPS_PROGRESS"] = "0"
     return env
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards (tests/postgres.py)."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory) -> Iterator[S3Server]:
+    """One moto S3 server for the sharing tests (each test keeps to its own key prefix)."""
+    from tests.s3_helpers import start_s3
+
+    yield from start_s3(tmp_path_factory.mktemp("s3"))
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 
 import numpy as np
 import pytest
 import torch
 from torch import distributions as D
 
+from pml_ops import stage
 from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture, TrainingParams
 from pml_ops.density.architectures import build_model, conv_sides
 from pml_ops.density.data import train_validation_split
@@ -202,3 +205,22 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, arch):
     # A checkpoint of another configuration is not resumed.
     other = train_vae(build_model(arch, 0), data, val, TINY, seed=8, checkpoint=checkpoint)
     assert other.resumed_from_epoch == 0
+
+
+def test_a_lost_stop_ends_training_after_the_epoch_and_its_checkpoint(tmp_path, monkeypatch):
+    """A SIGTERM whose exception is swallowed (as in a `__del__`) during epoch 1 stops training
+    at the end of that epoch; the checkpoint holds it and a later run resumes from it."""
+    data, val, checkpoint = _images(48), _images(8, 1), tmp_path / "ckpt.pt"
+    monkeypatch.setattr(stage, "_requested", [])
+
+    def sigterm_lost_in_epoch_1(stats):
+        if stats.epoch == 1:
+            with contextlib.suppress(KeyboardInterrupt):  # lost, as one raised in a __del__ is
+                stage._on_stop_signal(signal.SIGTERM, None)
+
+    with pytest.raises(stage.Stopped):
+        model = build_model(SMALL_MLP, 0)
+        train_vae(model, data, val, TINY, seed=7, checkpoint=checkpoint, on_epoch=sigterm_lost_in_epoch_1)
+    monkeypatch.setattr(stage, "_requested", [])  # a new process: no stop pending
+    resumed = train_vae(build_model(SMALL_MLP, 0), data, val, TINY, seed=7, checkpoint=checkpoint)
+    assert resumed.resumed_from_epoch == 1 and [s.epoch for s in resumed.history] == [1, 2, 3]

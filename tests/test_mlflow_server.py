@@ -18,7 +18,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +26,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT, VENV_BIN, run
+from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.e2e
 
-POSTGRES_ENV = "PML_OPS_TEST_POSTGRES"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
 
 # A minimal stage: the real tracking set-up (pml_ops.tracking.configure on params.yaml), then
@@ -82,27 +80,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def postgres_database() -> Iterator[str]:
     """A new, empty database on the local PostgreSQL server, dropped afterwards; yields its URL."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    from psycopg2 import sql
-
-    admin_url = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
-    try:
-        admin = psycopg2.connect(admin_url, connect_timeout=5)
-    except psycopg2.OperationalError as error:
-        message = f"PostgreSQL not reachable at {admin_url} (set {POSTGRES_ENV}): {error}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    admin.autocommit = True
-    name = f"pml_ops_test_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with fresh_database() as url:
+        yield url
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 180) -> None:

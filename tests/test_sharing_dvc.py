@@ -10,7 +10,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,11 @@ from tests.s3_helpers import (
     free_port,
     md5_of,
     start_proxy,
-    start_s3,
     stop_group,
 )
 
 pytestmark = pytest.mark.e2e
 PML_OPS = [sys.executable, "-m", "pml_ops.cli"]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> Iterator[S3Server]:
-    yield from start_s3(tmp_path_factory.mktemp("s3"))
 
 
 def _clean_env(base: dict[str, str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ import pytest
 from pml_ops.doctor import Status, check_artifacts
 from pml_ops.tracking import PROXIED_ARTIFACTS
 from tests.conftest import REPO_ROOT, copy_clone, run
-from tests.s3_helpers import BUCKET, S3Server, free_port, start_s3, stop_group
+from tests.s3_helpers import BUCKET, S3Server, free_port, stop_group
 from tests.test_mlflow_server import postgres_database, wait_until_healthy  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -71,11 +71,6 @@ print(json.dumps({
     "projection": model.transform(x[:3]).tolist(),
 }))
 """
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> Iterator[S3Server]:
-    yield from start_s3(tmp_path_factory.mktemp("s3"))
 
 
 def _backend_url(database: str) -> str:

@@ -3,8 +3,6 @@ architectures recorded as failed trials) and two workers on one PostgreSQL study
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,6 @@ from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.models import DensityTask
 from pml_ops.tuning.storage import resolve_storage
 from tests.conftest import REPO_ROOT
-
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 # The study's CVAE (kernel 3, stride 2, 16-32 channels) and one whose decoder cannot return to
 # 28x28 (three stride-2 layers: 28-14-7-4, back 4-8-16-32).
@@ -122,25 +118,6 @@ def test_cli_rejects_bad_trial_count(capsys):
     with pytest.raises(SystemExit):
         main(["tune", "--model", "cvae", "--trials", "0"])
     assert "--trials: must be > 0, got 0" in capsys.readouterr().err
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh PostgreSQL database on the local server, dropped afterwards."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    name = f"pml_ops_test_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except sqlalchemy.exc.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN}: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_two_workers_share_a_postgresql_study_exactly(tmp_path, mnist_file, postgres_url, monkeypatch):

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pml_ops.config import EvaluateParams
-from pml_ops.density.interface import DIGITS, LatentDensityModel
+from pml_ops.density.interface import DIGITS, FigureInputs, LatentDensityModel
 from pml_ops.plotting import pyplot, save_figure
 
 SIDE = 28
@@ -76,31 +75,24 @@ def gmm_components(means: np.ndarray, samples: list[np.ndarray], title: str, pat
     return save_figure(fig, path)
 
 
-def latent_figures(
-    model: LatentDensityModel,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    params: EvaluateParams,
-    out: Path,
-    seed: int,
-    class_names: tuple[str, ...] = DIGITS,
-) -> list[Path]:
+def latent_figures(model: LatentDensityModel, inputs: FigureInputs) -> list[Path]:
     """A latent-variable model's figures: test set in latent space (coloured by class), decoder
     grid, reconstructions."""
+    x_test, params, out = inputs.x_test, inputs.params, inputs.out
     label = model.name.upper()
     first = x_test[: params.n_reconstructions]
     return [
         latent_scatter(
             model.encode(x_test),
-            y_test,
+            inputs.y_test,
             f"{label}: test set in latent space",
             out / "latent.png",
-            class_names,
+            inputs.class_names,
         ),
         latent_grid(model, params.grid_size, params.grid_span, f"{label}: decoder means", out / "grid.png"),
         reconstructions(
             first,
-            model.reconstruct(first, sample=False, seed=seed),
+            model.reconstruct(first, sample=False, seed=inputs.seed),
             f"{label}: test images (top) and reconstructions from the posterior mean",
             out / "reconstructions.png",
         ),

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pml_ops.config import EvaluateParams, GmmParams
+from pml_ops.config import GmmParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import DIGITS, FitCallbacks
+from pml_ops.density.interface import FigureInputs, FitCallbacks
 
 if TYPE_CHECKING:
     from sklearn.mixture import GaussianMixture
@@ -142,23 +142,15 @@ class GMM:
         counts = np.random.default_rng(seed).multinomial(n, self.mixture.weights_)
         return np.concatenate([self.sample_component(k, c, seed + 1 + k) for k, c in enumerate(counts)])
 
-    def figures(
-        self,
-        x_test: np.ndarray,
-        y_test: np.ndarray,
-        params: EvaluateParams,
-        out: Path,
-        seed: int,
-        class_names: tuple[str, ...] = DIGITS,
-    ) -> list[Path]:
+    def figures(self, inputs: FigureInputs) -> list[Path]:
         """Component means, each beside samples drawn from it."""
-        k = len(self.component_means())
-        samples = [self.sample_component(i, params.samples_per_component, seed + i) for i in range(k)]
+        k, per = len(self.component_means()), inputs.params.samples_per_component
+        samples = [self.sample_component(i, per, inputs.seed + i) for i in range(k)]
         return [
             figures.gmm_components(
                 self.component_means(),
                 samples,
                 f"{self.name.upper()}: component means (left) and samples",
-                out / "components.png",
+                inputs.out / "components.png",
             )
         ]

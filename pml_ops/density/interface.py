@@ -34,6 +34,19 @@ class FitCallbacks:
     checkpoint: Path | None = None
 
 
+@dataclass(frozen=True)
+class FigureInputs:
+    """What a model's `figures` draw on: the test set with its labels, the evaluate settings, the
+    folder to write to, the seed of any sampling and the class names for legends."""
+
+    x_test: np.ndarray
+    y_test: np.ndarray
+    params: EvaluateParams
+    out: Path
+    seed: int
+    class_names: tuple[str, ...] = DIGITS
+
+
 @runtime_checkable
 class DensityModel(Protocol):
     name: str
@@ -65,15 +78,7 @@ class DensityModel(Protocol):
         """Decoder mean at the posterior mean (sample=False) or at one posterior sample."""
         ...
 
-    def figures(
-        self,
-        x_test: np.ndarray,
-        y_test: np.ndarray,
-        params: EvaluateParams,
-        out: Path,
-        seed: int,
-        class_names: tuple[str, ...] = DIGITS,
-    ) -> list[Path]: ...
+    def figures(self, inputs: FigureInputs) -> list[Path]: ...
 
 
 @runtime_checkable

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pml_ops.config import EvaluateParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import DIGITS, FitCallbacks
+from pml_ops.density.interface import FigureInputs, FitCallbacks
 from pml_ops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -125,13 +124,5 @@ class PPCA:
         model.W_, model.mu_, model.sigma2_ = arrays["W"], arrays["mu"], float(arrays["sigma2"])
         return model
 
-    def figures(
-        self,
-        x_test: np.ndarray,
-        y_test: np.ndarray,
-        params: EvaluateParams,
-        out: Path,
-        seed: int,
-        class_names: tuple[str, ...] = DIGITS,
-    ) -> list[Path]:
-        return figures.latent_figures(self, x_test, y_test, params, out, seed, class_names)
+    def figures(self, inputs: FigureInputs) -> list[Path]:
+        return figures.latent_figures(self, inputs)

@@ -21,6 +21,7 @@ from pml_ops.density.vae import VAE
 from pml_ops.errors import CheckpointError, NonFiniteLossError
 from pml_ops.io import atomic_path
 from pml_ops.progress import progress
+from pml_ops.stage import check_stop
 
 EVAL_BATCH = 2048  # default images per forward pass when scoring (bounds memory)
 
@@ -156,5 +157,6 @@ def train_vae(
             )
         if on_epoch is not None:
             on_epoch(stats)
+        check_stop()  # a stop whose exception was lost ends training here, after the checkpoint
     model.eval()
     return result

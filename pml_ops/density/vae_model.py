@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pml_ops.config import ConvVaeArchitecture, EvaluateParams, MlpVaeArchitecture, TrainingParams
+from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture, TrainingParams
 from pml_ops.density import artifact, figures
-from pml_ops.density.interface import DIGITS, FitCallbacks
+from pml_ops.density.interface import FigureInputs, FitCallbacks
 
 if TYPE_CHECKING:
     import torch
@@ -240,13 +240,5 @@ class VaeModel:
         z = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
         return self.decode(z)
 
-    def figures(
-        self,
-        x_test: np.ndarray,
-        y_test: np.ndarray,
-        params: EvaluateParams,
-        out: Path,
-        seed: int,
-        class_names: tuple[str, ...] = DIGITS,
-    ) -> list[Path]:
-        return figures.latent_figures(self, x_test, y_test, params, out, seed, class_names)
+    def figures(self, inputs: FigureInputs) -> list[Path]:
+        return figures.latent_figures(self, inputs)

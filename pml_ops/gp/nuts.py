@@ -17,6 +17,8 @@ the draws are NUTS draws from the current posterior."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +30,7 @@ import numpy as np
 
 from pml_ops.gp.model import HYPERPARAMETERS, GPModel, log_joint_and_grad
 from pml_ops.resources import usable_cpus
+from pml_ops.stage import set_parent_death_signal
 
 LogDensity = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -383,6 +386,12 @@ def _worker_context():
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
+def _die_with_sampler(sampler: int) -> None:
+    """Chain-worker initializer: SIGKILL the worker when the process that runs the chains dies
+    (e.g. a SIGKILLed stage), so no worker lingers; it holds nothing that needs cleaning up."""
+    set_parent_death_signal(signal.SIGKILL, sampler)
+
+
 def sample_posterior(
     model: GPModel, settings: NUTSSettings, warm_start: Adaptation | None = None
 ) -> Posterior:
@@ -404,7 +413,10 @@ def sample_posterior(
     if processes == 1:
         results = [_run_gp_chain(*job) for job in jobs]
     else:
-        with ProcessPoolExecutor(processes, mp_context=_worker_context()) as pool:
+        pool = ProcessPoolExecutor(
+            processes, mp_context=_worker_context(), initializer=_die_with_sampler, initargs=(os.getpid(),)
+        )
+        with pool:
             results = list(pool.map(_run_gp_chain, *zip(*jobs, strict=True)))
     wall = time.perf_counter() - began
     draws = np.stack([r.draws for r in results])  # (chains, draws, 2), log scale

@@ -33,23 +33,31 @@ class Predictive:
         return (self.mean + np.sqrt(self.variance) * noise).reshape(-1, self.mean.shape[-1])
 
 
+def _as_tensors(*arrays: np.ndarray | float) -> list[torch.Tensor]:
+    return [torch.as_tensor(np.atleast_1d(np.asarray(a, dtype=float)), dtype=DTYPE) for a in arrays]
+
+
+def _conditional(
+    model: GPModel, xs: torch.Tensor, v: torch.Tensor, ls: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GP conditional at `xs` for each hyperparameter pair (v, ls), with L L^T = K + noise I:
+    the whitened cross-covariance W = L^-1 k(x, xs), (S, n, m), and the mean W^T L^-1 y, (S, m)."""
+    x, y = model.tensors()
+    cov = rbf(x, x, v, ls) + model.noise * torch.eye(len(x), dtype=DTYPE)
+    # L^-1 of the (S, n, n) factors once, then plain batched matmuls: torch's batched
+    # solve_triangular with many right-hand sides is ~20x slower on CPU for these sizes.
+    chol_inverse = torch.linalg.inv(torch.linalg.cholesky(cov))
+    whitened = chol_inverse @ rbf(x, xs, v, ls)
+    return whitened, (whitened * (chol_inverse @ y[:, None])).sum(-2)
+
+
 def predict(model: GPModel, x_new: np.ndarray, variance: np.ndarray, lengthscale: np.ndarray) -> Predictive:
     """Posterior predictive of the noise-free f at `x_new` for each (variance, lengthscale):
     mean = k*^T (K + s I)^-1 y, var = k** - k*^T (K + s I)^-1 k*."""
-    x, y = model.tensors()
-    xs = torch.as_tensor(np.asarray(x_new, dtype=float), dtype=DTYPE)
-    v = torch.as_tensor(np.atleast_1d(variance), dtype=DTYPE)
-    ls = torch.as_tensor(np.atleast_1d(lengthscale), dtype=DTYPE)
+    xs, v, ls = _as_tensors(x_new, variance, lengthscale)
     with torch.no_grad():
-        cov = rbf(x, x, v, ls) + model.noise * torch.eye(len(x), dtype=DTYPE)
-        # L^-1 of the (S, n, n) factors once, then plain batched matmuls: torch's batched
-        # solve_triangular with many right-hand sides is ~20x slower on CPU for these sizes.
-        chol_inverse = torch.linalg.inv(torch.linalg.cholesky(cov))
-        cross = rbf(x, xs, v, ls)  # (S, n, m)
-        solved = chol_inverse @ cross
-        white_y = chol_inverse @ y[:, None]
-        mean = (solved * white_y).sum(-2)
-        var = (v[:, None] - (solved**2).sum(-2)).clamp_min(0.0)
+        whitened, mean = _conditional(model, xs, v, ls)
+        var = (v[:, None] - (whitened**2).sum(-2)).clamp_min(0.0)
     return Predictive(mean.numpy(), var.numpy())
 
 
@@ -64,24 +72,17 @@ def sample_paths(
     """One joint posterior draw of f over all of `x_new` at fixed hyperparameters (for
     Thompson sampling). `jitter` (relative to the variance) keeps the Cholesky of a dense grid
     stable."""
-    x, y = model.tensors()
-    xs = torch.as_tensor(np.asarray(x_new, dtype=float), dtype=DTYPE)
-    v = torch.tensor([variance], dtype=DTYPE)
-    ls = torch.tensor([lengthscale], dtype=DTYPE)
+    xs, v, ls = _as_tensors(x_new, variance, lengthscale)
     with torch.no_grad():
-        chol = torch.linalg.cholesky(rbf(x, x, v, ls)[0] + model.noise * torch.eye(len(x), dtype=DTYPE))
-        cross = rbf(x, xs, v, ls)[0]
-        solved = torch.linalg.solve_triangular(chol, cross, upper=False)
-        white_y = torch.linalg.solve_triangular(chol, y[:, None], upper=False)
-        mean = (solved * white_y).sum(0)
-        cov = rbf(xs, xs, v, ls)[0] - solved.T @ solved
+        whitened, mean = _conditional(model, xs, v, ls)
+        cov = rbf(xs, xs, v, ls)[0] - whitened[0].T @ whitened[0]
         cov = cov + jitter * variance * torch.eye(len(xs), dtype=DTYPE)
         factor, info = torch.linalg.cholesky_ex(cov)
         if int(info) != 0:  # numerically indefinite: fall back to an eigen-decomposition
             eigval, eigvec = torch.linalg.eigh(cov)
             factor = eigvec * eigval.clamp_min(0.0).sqrt()
         noise = torch.as_tensor(rng.standard_normal(len(xs)), dtype=DTYPE)
-        return (mean + factor @ noise).numpy()
+        return (mean[0] + factor @ noise).numpy()
 
 
 @dataclass(frozen=True)

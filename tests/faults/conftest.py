@@ -1,37 +1,13 @@
-"""Fixtures for the fault tests: a fresh PostgreSQL database, tuning params on a temporary store."""
+"""Helpers for the fault tests: tuning params on a temporary store (the PostgreSQL database is
+tests/conftest.py's `postgres_url`)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
-
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh PostgreSQL database on the local server, dropped afterwards."""
-    import sqlalchemy
-
-    name = f"pml_ops_fault_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except sqlalchemy.exc.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN}: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def fault_params(tmp_path: Path, storage: str, **tuning_changes) -> Path:

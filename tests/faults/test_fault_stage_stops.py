@@ -110,8 +110,7 @@ def test_stage_dies_with_a_killed_dvc_and_writes_nothing_after(tmp_path, through
         deadline = time.monotonic() + 20
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(pid), "the stage outlived the DVC that started it"
-        time.sleep(6)  # past the moment the stage would have written its output
+        assert not _alive(pid), "the stage outlived the DVC that started it"  # so it writes no more
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
@@ -207,3 +206,40 @@ def test_a_lost_stop_is_raised_again_and_a_second_signal_never_interrupts_the_cl
         [sys.executable, "-c", LOST_STOP], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.split("\n") == ["2", "None", "2", "2", "None None", ""]
+
+
+PARALLEL_CHAINS = """
+import numpy as np
+from pml_ops.gp.model import GPModel, LogNormalPrior
+from pml_ops.gp.nuts import NUTSSettings, sample_posterior
+
+x = np.linspace(-1.0, 1.0, 5)
+model = GPModel(x, np.sin(2 * x), 1e-2, LogNormalPrior(0.0, 1.0), LogNormalPrior(0.0, 1.0))
+sample_posterior(model, NUTSSettings(2, 10**6, 10**6, 0, 2, 0.8, 8, False, 2.0))  # hours of work
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_chain_workers_die_with_a_sigkilled_sampler():
+    """NUTS chains in worker processes: SIGKILL the process running them (it can pass nothing
+    on) and the workers are gone within seconds instead of finishing their chains."""
+    sampler = subprocess.Popen(
+        [sys.executable, "-c", PARALLEL_CHAINS], cwd=REPO_ROOT, env=_env(), start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_group_members(sampler.pid)) < 3 and time.monotonic() < deadline:
+            assert sampler.poll() is None, "the sampler exited early"
+            time.sleep(0.05)
+        workers = [pid for pid in _group_members(sampler.pid) if pid != sampler.pid]
+        assert len(workers) == 2, "the two chain workers never started"
+        sampler.kill()
+        sampler.wait()
+        deadline = time.monotonic() + 5
+        while _group_members(sampler.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = _group_members(sampler.pid)
+    finally:
+        for pid in _group_members(sampler.pid):
+            os.kill(pid, signal.SIGKILL)
+    assert survivors == [], "chain workers outlived the sampler"

@@ -31,7 +31,9 @@ TrialState = optuna.trial.TrialState
 TRIALS = 4
 
 
-def _running_trial_with_progress(study_name: str, storage: str) -> optuna.trial.FrozenTrial | None:
+def _running_trial_with_progress(
+    study_name: str, storage: optuna.storages.BaseStorage
+) -> optuna.trial.FrozenTrial | None:
     study = optuna.load_study(study_name=study_name, storage=storage)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if WORKER in trial.user_attrs and trial.intermediate_values:
@@ -42,7 +44,9 @@ def _running_trial_with_progress(study_name: str, storage: str) -> optuna.trial.
 def test_kill_9_of_one_worker_mid_trial_still_gives_exactly_n_complete_trials(tmp_path, postgres_url):
     params_file = fault_params(tmp_path, postgres_url, trials=TRIALS, workers=2)
     params = parse_params(yaml.safe_load(params_file.read_text()))
-    storage = resolve_storage(postgres_url)
+    # One storage (one connection pool) for every poll: a new one per poll leaked connections
+    # until PostgreSQL refused clients ("too many clients already") on a loaded machine.
+    storage = optuna.storages.RDBStorage(resolve_storage(postgres_url))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PML_OPS_PROGRESS": "0"}
     env.pop("MLFLOW_TRACKING_URI", None)
     command = [sys.executable, "-m", "tests.faults.fault_helpers", "tune", str(params_file), str(tmp_path)]
