@@ -212,3 +212,15 @@ def test_bad_storage_url_is_named(tmp_path):
     task = SyntheticTask(params.tuning.cvae.space, 1)
     with pytest.raises(Exception, match=r"tuning.storage: not a database URL: 'not a url'"):
         tune(params, task, Overrides(), project_dir=tmp_path)
+
+
+def test_report_names_a_summary_of_the_single_objective_kind_instead_of_failing(tmp_path):
+    params = tuning_params(tmp_path)
+    folder = Path(params.tuning.output_dir) / "cvae"
+    folder.mkdir(parents=True)
+    old = {"study": "cvae-cost", "trials": 1, "cost": {"trials": [], "pareto_front": [1]}}
+    (folder / "summary.json").write_text(json.dumps(old))
+    section = tuning_section(params, tmp_path)
+    assert section is not None and section.tables == []
+    assert f"Not shown: `{folder / 'summary.json'}`, written by a single-objective version" in section.text
+    assert tuning_section(tuning_params(tmp_path / "none"), tmp_path / "none") is None  # nothing tuned

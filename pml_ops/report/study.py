@@ -245,7 +245,7 @@ def _brief(params: dict[str, Any]) -> str:
 def tuning_section(params: Params, root: Path) -> Section | None:
     """Each tuned model's Pareto front (validation ELBO against training MFLOP per image), the
     promotion candidate marked, from `tune`'s summary (None when no model has been tuned)."""
-    tables, figures = [], []
+    tables, figures, stale = [], [], []
     for model in ("cvae", "vae"):
         folder = root / params.tuning.output_dir / model
         if not (folder / "summary.json").is_file():
@@ -253,10 +253,8 @@ def tuning_section(params: Params, root: Path) -> Section | None:
         summary = read_json(folder / "summary.json")
         cost = summary.get("cost", {})
         if "reference_mflop_per_image" not in cost:
-            raise ReportError(
-                f"{folder / 'summary.json'}: written by a single-objective version of `pml-ops tune`; "
-                "tune again"
-            )
+            stale.append(f"`{folder / 'summary.json'}`")
+            continue
         trials = {t["number"]: t for t in cost["trials"]}
         promotion = summary.get("promotion") or {}
         promoted = (promotion.get("best") or {}).get("trial") if promotion.get("promoted") else None
@@ -311,13 +309,18 @@ def tuning_section(params: Params, root: Path) -> Section | None:
         pareto = folder / "figures" / "pareto_front.png"
         if pareto.is_file():
             figures.append(Figure(path=pareto, caption=f"{model.upper()} tuning: Pareto front"))
-    if not tables:
+    if not tables and not stale:
         return None
     text = (
         "Optuna's two-objective study (validation ELBO up, training FLOPs per image down) at the trial "
         "settings (`tuning.trial`); its Pareto front, and the best validation ELBO within the cost "
         "budget (`tuning.trial.max_cost_ratio`), promoted to params_tuned.yaml."
     )
+    if stale:
+        text += (
+            f" Not shown: {', '.join(stale)}, written by a single-objective version of `pml-ops tune` "
+            "(no Pareto front); tune again to show it."
+        )
     return Section(title="Architecture tuning (Optuna)", text=text, tables=tables, figures=figures)
 
 
