@@ -31,7 +31,9 @@ TrialState = optuna.trial.TrialState
 TRIALS = 4
 
 
-def _running_trial_with_progress(study_name: str, storage: str) -> optuna.trial.FrozenTrial | None:
+def _running_trial_with_progress(
+    study_name: str, storage: optuna.storages.BaseStorage
+) -> optuna.trial.FrozenTrial | None:
     study = optuna.load_study(study_name=study_name, storage=storage)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if WORKER in trial.user_attrs and EPOCHS_DONE in trial.user_attrs:
@@ -49,13 +51,16 @@ def test_kill_9_of_one_worker_mid_trial_still_gives_exactly_n_complete_trials(tm
     tune_process = subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    # One storage (one connection pool) for all the polling: a new one per poll leaves a connection
+    # open per poll until garbage collection, and a slow start ran PostgreSQL out of connections.
+    polled = open_storage(storage)
     try:
         victim = None
         deadline = time.monotonic() + 120
         while victim is None and time.monotonic() < deadline and tune_process.poll() is None:
             time.sleep(0.2)
             try:
-                victim = _running_trial_with_progress(params.tuning.cvae.study_name, storage)
+                victim = _running_trial_with_progress(params.tuning.cvae.study_name, polled)
             except KeyError:  # the study is not created yet
                 continue
         assert victim is not None, "no trial got under way"
