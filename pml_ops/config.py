@@ -417,29 +417,6 @@ class VaeStudyParams(Section):
     space: VaeSpace
 
 
-class MedianPrunerParams(Section):
-    """Prune a trial whose validation ELBO falls below the median of earlier trials' at that epoch."""
-
-    kind: Literal["median"]
-    startup_trials: NonNegativeInt  # trials that run in full before pruning starts
-    warmup_epochs: NonNegativeInt  # epochs of each trial that are never pruned
-
-
-class HyperbandPrunerParams(Section):
-    kind: Literal["hyperband"]
-    min_epochs: PositiveInt
-    reduction_factor: Annotated[int, Field(ge=2)]
-
-
-class NoPrunerParams(Section):
-    kind: Literal["none"]
-
-
-PrunerParams = Annotated[
-    MedianPrunerParams | HyperbandPrunerParams | NoPrunerParams, Field(discriminator="kind")
-]
-
-
 class TrialTrainingParams(Section):
     """How each trial trains: on `train_size` training images, scored on `validation_size`
     other training images (never the test set)."""
@@ -449,10 +426,31 @@ class TrialTrainingParams(Section):
     validation_size: PositiveInt
     seed: NonNegativeInt
     max_seconds: PositiveFloat | None  # prune a trial still training after this long (null: never)
-    # Promotion weighs cost: only trials whose seconds per training epoch are at most this many
-    # times the model's own architecture's (params.yaml, timed with the same trial settings in
-    # the same `tune` run) may be promoted. null: no cost budget.
-    max_epoch_time_ratio: PositiveFloat | None
+    # Cost, the study's second objective: training FLOPs per image, counted from the layer shapes.
+    # Only trials costing at most `max_cost_ratio` x the model's own params.yaml architecture may
+    # be promoted; trials over `max_train_cost_ratio` x are pruned before training (null: none).
+    max_cost_ratio: PositiveFloat
+    max_train_cost_ratio: PositiveFloat | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_epoch_time_ratio" in data:
+            raise ValueError(
+                "max_epoch_time_ratio was replaced by max_cost_ratio: the cost budget is now in "
+                "training FLOPs per image (counted, not timed) relative to the model's own architecture"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _train_cap(self) -> TrialTrainingParams:
+        cap = self.max_train_cost_ratio
+        if cap is not None and cap < self.max_cost_ratio:
+            raise ValueError(
+                f"max_train_cost_ratio ({cap:g}) is below max_cost_ratio ({self.max_cost_ratio:g}): "
+                "trials the promotion budget admits would never be trained"
+            )
+        return self
 
 
 class HeartbeatParams(Section):
@@ -474,6 +472,8 @@ class HeartbeatParams(Section):
 
 
 class TuningParams(Section):
+    """The multi-objective study (validation ELBO up, training FLOPs per image down)."""
+
     storage: NonEmptyStr  # Optuna storage URL; relative sqlite:/// paths live in the project
     trials: PositiveInt  # trials one `tune` run adds to the study, split over its workers
     timeout_s: PositiveFloat | None  # stop starting new trials after this long (null: no limit)
@@ -482,10 +482,20 @@ class TuningParams(Section):
     seed: NonNegativeInt
     output_dir: NonEmptyStr
     best_params_file: NonEmptyStr
-    pruner: PrunerParams
     trial: TrialTrainingParams
     cvae: CvaeStudyParams
     vae: VaeStudyParams
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pruner(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pruner" in data:
+            raise ValueError(
+                "tuning.pruner was removed: the study is multi-objective (validation ELBO and cost) and "
+                "Optuna prunes only single-objective studies; delete the key (tuning.trial.max_seconds "
+                "and max_train_cost_ratio still stop trials)"
+            )
+        return data
 
 
 class ModelEntry(Section):

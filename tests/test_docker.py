@@ -241,8 +241,7 @@ def healthy(url: str) -> bool:
 
 def tiny_tuning(params: dict) -> dict:
     params = reduce_params(params)
-    params["tuning"]["trial"].update(epochs=1, train_size=256, validation_size=128)
-    params["tuning"]["pruner"] = {"kind": "none"}
+    params["tuning"]["trial"].update(epochs=1, train_size=256, validation_size=128, max_cost_ratio=8.0)
     return params
 
 
@@ -321,7 +320,7 @@ def up_mlflow(stack: dict) -> None:
 def study_trials(storage: str) -> list:
     import optuna
 
-    return optuna.load_study(study_name="vae-architecture", storage=storage).get_trials(deepcopy=False)
+    return optuna.load_study(study_name="vae-pareto", storage=storage).get_trials(deepcopy=False)
 
 
 @pytest.mark.timeout(1800)
@@ -358,7 +357,7 @@ def test_compose_stack_tracks_runs_and_shares_a_study_and_keeps_them(stack):
     )
     logs = compose("logs", "--no-color", "worker").stdout
     assert worker_states() == ["exited 0", "exited 0"], logs
-    assert logs.count("tune: study 'vae-architecture'") == 2, logs
+    assert logs.count("tune: study 'vae-pareto'") == 2, logs
     trials = study_trials(stack["optuna"])
     assert len(trials) == 2 * TRIALS_PER_WORKER
     assert all(trial.state.is_finished() for trial in trials)

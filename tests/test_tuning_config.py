@@ -32,11 +32,25 @@ def changed(raw: dict, dotted: str, value) -> dict:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("tuning.pruner", {"kind": "percentile"}, r"'tuning\.pruner': Input tag 'percentile' found"),
         (
             "tuning.pruner",
-            {"kind": "median", "startup_trials": 1},
-            r"missing key 'tuning\.pruner\.median\.warmup_epochs'",
+            {"kind": "median", "startup_trials": 3, "warmup_epochs": 0},
+            r"'tuning': Value error, tuning\.pruner was removed: the study is multi-objective",
+        ),
+        (
+            "tuning.trial.max_epoch_time_ratio",
+            2.0,
+            r"'tuning\.trial': Value error, max_epoch_time_ratio was replaced by max_cost_ratio",
+        ),
+        (
+            "tuning.trial.max_cost_ratio",
+            0.0,
+            r"'tuning\.trial\.max_cost_ratio': Input should be greater than 0",
+        ),
+        (
+            "tuning.trial.max_train_cost_ratio",
+            1.5,
+            r"max_train_cost_ratio \(1\.5\) is below max_cost_ratio \(2\): trials the promotion budget",
         ),
         (
             "tuning.cvae.space.lr",

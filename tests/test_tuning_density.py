@@ -12,9 +12,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pml_ops.cli import main
-from pml_ops.config import parse_params
+from pml_ops.config import MlpVaeArchitecture, parse_params
 from pml_ops.data.mnist import Mnist, save_mnist
+from pml_ops.density.architectures import build_model
 from pml_ops.tuning.command import Overrides, tune
+from pml_ops.tuning.cost import training_mflop_per_image
 from pml_ops.tuning.models import DensityTask
 from pml_ops.tuning.storage import resolve_storage
 from tests.conftest import REPO_ROOT
@@ -24,6 +26,9 @@ from tests.conftest import REPO_ROOT
 STUDY_CVAE = {"kernel_size": 3, "stride": 2, "conv_layers": 2, "hidden": 0, "lr": 1e-3}
 STUDY_CVAE |= {"channels_1": 16, "channels_2": 32}
 IMPOSSIBLE = {**STUDY_CVAE, "conv_layers": 3, "channels_3": 8}
+# Three stride-1 64-channel 7x7 layers: hundreds of times the study CVAE's FLOPs, never trained.
+COSTLY = {**STUDY_CVAE, "kernel_size": 7, "stride": 1, "conv_layers": 3, "channels_1": 64, "channels_2": 64}
+COSTLY |= {"channels_3": 64}
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +59,10 @@ def write_params(tmp_path: Path, mnist_file: Path, storage: str) -> Path:
         storage=storage,
         output_dir=str(tmp_path / "tuning"),
         best_params_file=str(tmp_path / "params_tuned.yaml"),
-        pruner={"kind": "median", "startup_trials": 1, "warmup_epochs": 0},
     )
-    # Seconds per epoch of 256-image trials are noise: no cost budget here (test_tuning_cost.py has it).
-    tuning["trial"].update(epochs=2, train_size=256, validation_size=128, max_epoch_time_ratio=None)
+    # A wide budget (the machinery is tested here, promotion in test_tuning_cost.py); trials over
+    # 8x the model's own FLOPs per image are still pruned before training.
+    tuning["trial"].update(epochs=2, train_size=256, validation_size=128, max_cost_ratio=8.0)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -67,9 +72,9 @@ def test_tune_cli_on_sqlite_records_impossible_architecture(tmp_path, mnist_file
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     storage = f"sqlite:///{tmp_path}/optuna.db"
     params_file = write_params(tmp_path, mnist_file, storage)
-    study = optuna.create_study(study_name="cvae-cli", storage=storage, direction="maximize")
+    study = optuna.create_study(study_name="cvae-cli", storage=storage, directions=["maximize", "minimize"])
     study.enqueue_trial(STUDY_CVAE)
-    study.enqueue_trial({**STUDY_CVAE, "lr": 1e-6})  # barely learns: pruned after epoch 1
+    study.enqueue_trial(COSTLY)  # pruned before training
     study.enqueue_trial(IMPOSSIBLE)
 
     argv = [
@@ -84,13 +89,19 @@ def test_tune_cli_on_sqlite_records_impossible_architecture(tmp_path, mnist_file
         "cvae-cli",
     ]
     assert main(argv) == 0
-    assert "tune: study 'cvae-cli'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (
+        "tune: study 'cvae-cli'" in out
+        and "tune: Pareto front (validation ELBO against MFLOP per image)" in out
+    )
 
     trials = optuna.load_study(study_name="cvae-cli", storage=storage).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "FAIL"]
     assert "ArchitectureError" in trials[2].user_attrs["fail_reason"]
     assert "not to 28x28" in trials[2].user_attrs["fail_reason"]
-    assert np.isfinite(trials[0].value) and trials[0].value < 0  # an ELBO in nats per image
+    assert np.isfinite(trials[0].values[0]) and trials[0].values[0] < 0  # an ELBO in nats per image
+    assert trials[1].user_attrs["prune_reason"].startswith("over the training cost cap before training")
+    assert trials[1].user_attrs["mflop_per_image"] > 8 * trials[0].values[1]
 
     tuned = yaml.safe_load((tmp_path / "params_tuned.yaml").read_text())["cvae_tuned"]
     assert tuned["architecture"] == {
@@ -122,10 +133,7 @@ def test_cli_rejects_bad_trial_count(capsys):
 
 def test_two_workers_share_a_postgresql_study_exactly(tmp_path, mnist_file, postgres_url, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    raw = yaml.safe_load(write_params(tmp_path, mnist_file, postgres_url).read_text())
-    # Two workers share the cores the reference was timed on alone: no cost budget here.
-    raw["tuning"]["trial"]["max_epoch_time_ratio"] = None
-    params = parse_params(raw)
+    params = parse_params(yaml.safe_load(write_params(tmp_path, mnist_file, postgres_url).read_text()))
     task = DensityTask("vae", params)
     summary = tune(params, task, Overrides(trials=6, workers=2), project_dir=tmp_path)
 
@@ -146,11 +154,31 @@ def test_two_workers_share_a_postgresql_study_exactly(tmp_path, mnist_file, post
         assert run.data.tags["mlflow.parentRunId"] == summary["mlflow_study_run"]
 
 
-def test_reference_cost_times_the_models_own_architecture(tmp_path, mnist_file):
+def test_reference_times_the_models_own_architecture(tmp_path, mnist_file):
     params = parse_params(
         yaml.safe_load(write_params(tmp_path, mnist_file, "sqlite:///unused.db").read_text())
     )
     assert DensityTask("cvae", params).reference_seconds_per_epoch() > 0
+
+
+def test_cost_is_the_closed_form_flop_count_of_a_training_step():
+    """An MLP VAE's matmuls, counted by hand: each Linear(i, o) costs 2io FLOPs per image forward,
+    2io for its weight gradient and 2io for its input gradient, except the first layer (the
+    images need no gradient). Nothing else (activations, the ELBO's sums) is counted."""
+    hidden = 64
+    layers = [(784, hidden), (hidden, 2), (hidden, 2), (2, hidden), (hidden, 784)]
+    expected = (sum(6 * i * o for i, o in layers) - 2 * 784 * hidden) / 1e6
+    model = build_model(MlpVaeArchitecture(latent_dim=2, hidden=[hidden]), seed=0)
+    assert training_mflop_per_image(model) == pytest.approx(expected, rel=1e-9)
+
+
+def test_cost_of_the_study_cvae_is_its_own_reference(tmp_path, mnist_file):
+    params = parse_params(
+        yaml.safe_load(write_params(tmp_path, mnist_file, "sqlite:///unused.db").read_text())
+    )
+    task = DensityTask("cvae", params)
+    assert task.cost(STUDY_CVAE) == task.cost(None) > 0
+    assert task.cost(COSTLY) > 100 * task.cost(None)
 
 
 def test_trial_over_its_time_budget_is_pruned_after_an_epoch(tmp_path, mnist_file):
@@ -160,4 +188,4 @@ def test_trial_over_its_time_budget_is_pruned_after_an_epoch(tmp_path, mnist_fil
     epochs = []
     with pytest.raises(optuna.TrialPruned, match=r"over the per-trial time budget: .* after epoch 1"):
         evaluate(STUDY_CVAE, lambda epoch, value: epochs.append((epoch, value)))
-    assert [epoch for epoch, _ in epochs] == [1]  # reported to the pruner before stopping
+    assert [epoch for epoch, _ in epochs] == [1]  # the epoch is reported before stopping

@@ -234,6 +234,96 @@ def bayesopt_section(params: Params, root: Path) -> tuple[Section, dict[str, flo
     return section, {"bayesopt": metrics["wall_time_s"]}
 
 
+def _brief(params: dict[str, Any]) -> str:
+    """Sampled params in one short line: `kernel_size=3 stride=2 lr=0.001`."""
+    return " ".join(
+        f"{key}={value:.2g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in sorted(params.items())
+    )
+
+
+def tuning_section(params: Params, root: Path) -> Section | None:
+    """Each tuned model's Pareto front (validation ELBO against training MFLOP per image), the
+    promotion candidate marked, from `tune`'s summary (None when no model has been tuned)."""
+    tables, figures, stale = [], [], []
+    for model in ("cvae", "vae"):
+        folder = root / params.tuning.output_dir / model
+        if not (folder / "summary.json").is_file():
+            continue
+        summary = read_json(folder / "summary.json")
+        cost = summary.get("cost", {})
+        if "reference_mflop_per_image" not in cost:
+            stale.append(f"`{folder / 'summary.json'}`")
+            continue
+        trials = {t["number"]: t for t in cost["trials"]}
+        promotion = summary.get("promotion") or {}
+        promoted = (promotion.get("best") or {}).get("trial") if promotion.get("promoted") else None
+        rows: list[dict[str, Cell]] = []
+        for number in cost["pareto_front"]:
+            trial = trials[number]
+            marks = []
+            if number == cost["best_within_budget"]:
+                marks.append("best within budget")
+            if number == promoted:
+                marks.append("promoted")
+            rows.append(
+                {
+                    "trial": number,
+                    "validation ELBO": trial["value"],
+                    "MFLOP/image": trial["mflop_per_image"],
+                    "cost ratio": trial["cost_ratio"],
+                    "s/epoch ratio": trial["epoch_time_ratio"],
+                    "params": _brief(trial["params"]),
+                    "": ", ".join(marks),
+                }
+            )
+        tables.append(
+            Table(
+                caption=(
+                    f"{model.upper()} study '{summary['study']}': Pareto front ({summary['trials']} trials; "
+                    f"budget {cost['max_cost_ratio']:g}x the own architecture's "
+                    f"{cost['reference_mflop_per_image']:.3g} MFLOP per training image)"
+                ),
+                columns=[
+                    "trial",
+                    "validation ELBO",
+                    "MFLOP/image",
+                    "cost ratio",
+                    "s/epoch ratio",
+                    "params",
+                    "",
+                ],
+                rows=rows,
+                notes={
+                    "cost ratio": "training FLOPs per image over the model's own architecture's (counted)",
+                    "s/epoch ratio": "measured seconds per epoch over the own architecture's, same run",
+                },
+                formats={
+                    "validation ELBO": ".2f",
+                    "MFLOP/image": ".3g",
+                    "cost ratio": ".2f",
+                    "s/epoch ratio": ".2f",
+                },
+            )
+        )
+        pareto = folder / "figures" / "pareto_front.png"
+        if pareto.is_file():
+            figures.append(Figure(path=pareto, caption=f"{model.upper()} tuning: Pareto front"))
+    if not tables and not stale:
+        return None
+    text = (
+        "Optuna's two-objective study (validation ELBO up, training FLOPs per image down) at the trial "
+        "settings (`tuning.trial`); its Pareto front, and the best validation ELBO within the cost "
+        "budget (`tuning.trial.max_cost_ratio`), promoted to params_tuned.yaml."
+    )
+    if stale:
+        text += (
+            f" Not shown: {', '.join(stale)}, written by a single-objective version of `pml-ops tune` "
+            "(no Pareto front); tune again to show it."
+        )
+    return Section(title="Architecture tuning (Optuna)", text=text, tables=tables, figures=figures)
+
+
 def build_study_report(params: Params, root: Path) -> Report:
     """The whole report: density comparison, GP diagnostics, BO results, environment, stage times."""
     prepare = read_json(root / params.data.metrics)
@@ -243,6 +333,9 @@ def build_study_report(params: Params, root: Path) -> Report:
         section, times = build(params, root)
         sections.append(section)
         stage_times.update(times)
+    tuning = tuning_section(params, root)
+    if tuning is not None:
+        sections.insert(1, tuning)
     stage_times["compare_density"] = read_json(root / params.density.metrics_dir / "density_comparison.json")[
         "wall_time_s"
     ]

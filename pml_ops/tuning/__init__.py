@@ -6,9 +6,9 @@ study's run. Small modules, one concept each:
 
 - `space`: search-space specs from params.yaml -> `trial.suggest_*`
 - `storage`: storage URLs (embedded SQLite or any RDB URL) and opening them safely
-- `pruners`: the pruner named in params.yaml
+- `cost`: a trial's cost, training FLOPs per image (the second objective)
 - `task`: the `TuningTask` protocol and the per-trial runner (pruning, failures, MLflow)
 - `study`: creating/continuing a study and spreading its trials over worker processes
-- `figures`: the study's figures (optimisation history, importances, parallel coordinates)
-- `report`: the study summary and the best-params file
+- `figures`: the study's figures (optimisation history, importances, parallel coordinates, Pareto front)
+- `report`: the study summary, its Pareto front and the best-params file
 """

@@ -1,7 +1,9 @@
-"""`pml-ops tune` / the tune stage: run a study, then write its summary, figures and best params."""
+"""`pml-ops tune` / the tune stage: run a study, then write its summary, figures, Pareto front and
+best params."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from pml_ops.tuning.figures import draw_figures, pareto_figure
 from pml_ops.tuning.report import CostBudget, cost_summary, promote_best, summarize
 from pml_ops.tuning.storage import resolve_storage
 from pml_ops.tuning.study import StudyPlan, run_study
-from pml_ops.tuning.task import TuningTask
+from pml_ops.tuning.task import COST, TuningTask
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,12 @@ class Overrides:
     promote: bool = False  # write the study's best even if it does not beat the recorded one
 
 
-def make_plan(params: Params, model: str, overrides: Overrides, project_dir: Path) -> StudyPlan:
+def make_plan(
+    params: Params, model: str, overrides: Overrides, project_dir: Path, reference_cost: float
+) -> StudyPlan:
+    """The run's plan; `reference_cost` (the model's own MFLOP per image) sets the training cap."""
     tuning = params.tuning
+    cap = tuning.trial.max_train_cost_ratio
     study = getattr(tuning, model)
 
     def pick(value: Any, default: Any) -> Any:
@@ -42,30 +48,31 @@ def make_plan(params: Params, model: str, overrides: Overrides, project_dir: Pat
         timeout_s=pick(overrides.timeout_s, tuning.timeout_s),
         workers=pick(overrides.workers, tuning.workers),
         seed=tuning.seed,
-        pruner=tuning.pruner,
-        max_epochs=tuning.trial.epochs,
         heartbeat=tuning.heartbeat,
+        max_train_cost=None if cap is None else cap * reference_cost,
     )
 
 
 def tune(
     params: Params, task: TuningTask, overrides: Overrides, project_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Run (or continue) the model's study; write `<output_dir>/<model>/summary.json` and its
-    figures, log them to the study's MLflow run, and promote the study's best to the best-params
-    file if it beats the recorded one (or `overrides.promote`)."""
+    """Run (or continue) the model's multi-objective study; write `<output_dir>/<model>/summary.json`
+    and its figures, log them and the Pareto front to the study's MLflow run, and promote the best
+    validation ELBO within the cost budget to the best-params file if it beats the recorded one
+    (or `overrides.promote`)."""
     from mlflow.tracking import MlflowClient
 
     project = Path.cwd() if project_dir is None else project_dir
-    plan = make_plan(params, task.model, overrides, project)
-    cost = None
-    ratio = params.tuning.trial.max_epoch_time_ratio
-    if ratio is not None:
-        cost = CostBudget(task.reference_seconds_per_epoch(), ratio)
-        print(
-            f"tune: {task.model}'s own architecture takes {cost.reference_s:.2f} s per epoch with the "
-            f"trial settings; promotion budget {ratio:g}x = {cost.reference_s * ratio:.2f} s"
-        )
+    trial = params.tuning.trial
+    reference_cost = task.cost(None)
+    plan = make_plan(params, task.model, overrides, project, reference_cost)
+    cost = CostBudget(reference_cost, trial.max_cost_ratio, task.reference_seconds_per_epoch())
+    print(
+        f"tune: {task.model}'s own architecture: {reference_cost:.3g} MFLOP per training image, "
+        f"{cost.reference_seconds:.2f} s per epoch with the trial settings; promotion budget "
+        f"{cost.describe()} MFLOP"
+        + ("" if plan.max_train_cost is None else f"; trials over {plan.max_train_cost:.3g} are not trained")
+    )
     started = time.monotonic()
     study, run_id = run_study(plan, task, params.tracking, project)
     elapsed = time.monotonic() - started
@@ -80,30 +87,23 @@ def tune(
         "workers": plan.workers,
         "timeout_s": plan.timeout_s,
         "elapsed_s": round(elapsed, 1),
-        "epochs_per_trial": params.tuning.trial.epochs,
-        "train_size": params.tuning.trial.train_size,
-        "validation_size": params.tuning.trial.validation_size,
-        "pruner": params.tuning.pruner.model_dump(),
+        "epochs_per_trial": trial.epochs,
+        "train_size": trial.train_size,
+        "validation_size": trial.validation_size,
     }
-    summary = summarize(study, plan.storage, budget)
+    summary = summarize(study, plan.storage, budget, cost)
     summary["figures_skipped"] = skipped
     summary["cost"] = costs
     summary["mlflow_study_run"] = run_id
     promotion = None
-    if summary["best"] is not None:
-        trial = params.tuning.trial
+    if summary["states"]["complete"]:  # none within the cost budget: promote_best says so
         score_budget = {
             "epochs": trial.epochs,
             "train_size": trial.train_size,
             "validation_size": trial.validation_size,
         }
         result = promote_best(
-            study,
-            task,
-            project / params.tuning.best_params_file,
-            score_budget,
-            force=overrides.promote,
-            cost=cost,
+            study, task, project / params.tuning.best_params_file, score_budget, cost, force=overrides.promote
         )
         promotion = {
             "promoted": result.promoted,
@@ -113,21 +113,39 @@ def tune(
         }
     summary["promotion"] = promotion
     write_json(out_dir / "summary.json", summary)
+    log_study(MlflowClient(), run_id, summary, budget, figures, out_dir / "summary.json")
+    return summary
 
-    # Tags, not params: a continued study's run sees a new budget on every `tune` run.
-    client = MlflowClient()
+
+def log_study(
+    client: Any, run_id: str, summary: dict[str, Any], budget: dict[str, Any], figures: list[Path], file: Path
+) -> None:
+    """The study's MLflow run: the last run's budget (tags: a continued study's run sees a new one
+    each time), counts, the best within the budget, the Pareto front as metrics and a table
+    (`pareto_front.json`), the figures and the summary."""
     for key, value in budget.items():
         client.set_tag(run_id, f"last_run.{key}", str(value))
     step = summary["trials"]
     for state, count in summary["states"].items():
         client.log_metric(run_id, f"trials_{state}", count, step=step)
-    if summary["best"] is not None:
-        client.log_metric(run_id, "best_val_elbo", summary["best"]["value"], step=step)
+    costs = summary["cost"]
+    client.log_metric(run_id, "reference_mflop_per_image", costs["reference_mflop_per_image"], step=step)
+    client.log_metric(run_id, "pareto_front_size", len(costs["pareto_front"]), step=step)
+    best = summary["best"]
+    if best is not None:
+        client.log_metric(run_id, "best_val_elbo", best["value"], step=step)
+        client.log_metric(run_id, f"best_{COST}", best[COST], step=step)
+    front = set(costs["pareto_front"])
+    rows = sorted((t for t in costs["trials"] if t["number"] in front), key=lambda t: t[COST])
+    if rows:
+        table = {key: [row[key] for row in rows] for key in rows[0] if key != "params"}
+        table["params"] = [json.dumps(row["params"], sort_keys=True) for row in rows]
+        table["promotion_candidate"] = [row["number"] == costs["best_within_budget"] for row in rows]
+        client.log_table(run_id, data=table, artifact_file="pareto_front.json")
     for figure in figures:
         client.log_artifact(run_id, str(figure), artifact_path="figures")
-    client.log_artifact(run_id, str(out_dir / "summary.json"))
+    client.log_artifact(run_id, str(file))
     client.set_terminated(run_id, "FINISHED")
-    return summary
 
 
 def describe(summary: dict[str, Any], best_params_file: str) -> list[str]:
@@ -138,9 +156,12 @@ def describe(summary: dict[str, Any], best_params_file: str) -> list[str]:
     if promotion is None:
         return [*lines, "no completed trial: nothing to promote"]
     best, recorded = promotion["best"], promotion["recorded"]
+    front = summary["cost"]["pareto_front"]
+    lines.append(f"Pareto front (validation ELBO against MFLOP per image): trials {front}")
     lines.append(
-        f"best: trial {best['trial']} of study '{best['study']}', validation ELBO {best['val_elbo']:.3f}, "
-        f"params {summary['best']['params']}"
+        f"best within the cost budget: trial {best['trial']} of study '{best['study']}', validation ELBO "
+        f"{best['val_elbo']:.3f}, {best[COST]:.3g} MFLOP per image ({best['cost_ratio']:.2f}x the "
+        f"model's own), params {summary['best']['params']}"
     )
     if recorded is not None and "val_elbo" in recorded:
         lines.append(

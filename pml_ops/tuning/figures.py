@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 
 from pml_ops.plotting import pyplot, save_figure
+from pml_ops.tuning.task import COST
 
 TARGET_NAME = "validation ELBO (nats/image)"
 FIGURES: dict[str, Callable[..., Any]] = {
@@ -20,35 +21,51 @@ FIGURES: dict[str, Callable[..., Any]] = {
 
 
 def pareto_figure(cost: dict[str, Any], path: Path) -> Path:
-    """Validation ELBO against seconds per training epoch of every completed trial, the Pareto
-    front joined, and the cost budget as a vertical line (`cost` from `report.cost_summary`)."""
+    """Validation ELBO against training MFLOP per image of every completed trial, Optuna's Pareto
+    front joined, the model's own architecture and the cost budget as vertical lines, and the
+    promotion candidate (best ELBO within the budget) marked (`cost` from `report.cost_summary`)."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     trials = {t["number"]: t for t in cost["trials"]}
     axes.scatter(
-        [t["seconds_per_epoch"] for t in trials.values()],
-        [t["value"] for t in trials.values()],
-        color="0.6",
-        label="trial",
+        [t[COST] for t in trials.values()], [t["value"] for t in trials.values()], color="0.6", label="trial"
     )
     front = [trials[n] for n in cost["pareto_front"]]
-    axes.plot(
-        [t["seconds_per_epoch"] for t in front],
-        [t["value"] for t in front],
-        "o-",
-        color="C0",
-        label="Pareto front",
+    axes.plot([t[COST] for t in front], [t["value"] for t in front], "o-", color="C0", label="Pareto front")
+    reference = cost["reference_mflop_per_image"]
+    axes.axvline(reference, color="C2", linestyle=":", label="own architecture")
+    axes.axvline(
+        reference * cost["max_cost_ratio"],
+        color="C3",
+        linestyle="--",
+        label=f"budget ({cost['max_cost_ratio']:g}x)",
     )
-    if cost["reference_seconds_per_epoch"] is not None:
-        limit = cost["reference_seconds_per_epoch"] * cost["max_epoch_time_ratio"]
-        axes.axvline(cost["reference_seconds_per_epoch"], color="C2", linestyle=":", label="own architecture")
-        axes.axvline(limit, color="C3", linestyle="--", label=f"budget ({cost['max_epoch_time_ratio']:g}x)")
+    best = cost["best_within_budget"]
+    if best is not None:
+        axes.scatter(
+            [trials[best][COST]],
+            [trials[best]["value"]],
+            marker="*",
+            s=250,
+            color="C1",
+            zorder=3,
+            label=f"promotion candidate (trial {best})",
+        )
+    for t in front:
+        axes.annotate(
+            str(t["number"]), (t[COST], t["value"]), textcoords="offset points", xytext=(4, -10), fontsize=8
+        )
     axes.set_xscale("log")
-    axes.set_xlabel("seconds per training epoch (trial settings)")
+    axes.set_xlabel("training MFLOP per image (forward and backward, counted)")
     axes.set_ylabel(TARGET_NAME)
-    axes.legend()
+    axes.legend(fontsize=8)
     save_figure(figure, path)
     return path
+
+
+def validation_elbo(trial: optuna.trial.FrozenTrial) -> float:
+    """The first objective: what the single-objective figures show of the two-objective study."""
+    return float(trial.values[0])
 
 
 def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict[str, str]]:
@@ -68,7 +85,10 @@ def draw_figures(study: optuna.Study, directory: Path) -> tuple[list[Path], dict
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                axes = plot(study, target_name=TARGET_NAME)
+                if name == "param_importances":  # importances for reaching low values of the target
+                    axes = plot(study, target=lambda t: -validation_elbo(t), target_name=f"-{TARGET_NAME}")
+                else:
+                    axes = plot(study, target=validation_elbo, target_name=TARGET_NAME)
         except (ValueError, RuntimeError) as error:
             skipped[name] = str(error)
             continue

@@ -84,6 +84,15 @@ class DensityTask:
 
         return evaluate
 
+    def cost(self, sampled: dict[str, Any] | None) -> float:
+        """Training MFLOP per image of the sampled architecture (None: the model's own)."""
+        from pml_ops.density.architectures import build_model
+        from pml_ops.tuning.cost import training_mflop_per_image
+
+        own = getattr(self.params, self.model).architecture
+        architecture = own if sampled is None else self.architecture(sampled)
+        return training_mflop_per_image(build_model(architecture, seed=self.params.tuning.trial.seed))
+
     def reference_seconds_per_epoch(self) -> float:
         """Train the model's params.yaml architecture with the trial settings; seconds per epoch."""
         own = getattr(self.params, self.model)

@@ -4,7 +4,11 @@ Each `run_study` call adds `trials` trials, split exactly over its workers (work
 own share with `study.optimize(n_trials=share)`), so the total is fixed however the workers
 interleave: no trial is lost or run twice. Workers on other machines run the same command
 against the same RDB storage and study name and add their own trials. The processes share
-nothing but the storage: each opens it, loads the study, and builds its own sampler and pruner.
+nothing but the storage: each opens it, loads the study, and builds its own sampler.
+
+The study is multi-objective: validation ELBO (maximised) and training MFLOP per image
+(minimised), sampled by TPE (multi-objective TPE in Optuna); `study.best_trials` is its Pareto
+front. Optuna does not prune multi-objective studies, so no pruner is configured.
 
 Faults: a worker process that dies is noticed by this command, which fails its unfinished trial,
 queues it to run again and starts a replacement for the rest of its share; a worker anywhere
@@ -22,22 +26,24 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import optuna
 
-from pml_ops.config import HeartbeatParams, PrunerParams, TrackingParams
+from pml_ops.config import HeartbeatParams, TrackingParams
 from pml_ops.errors import TrialError, TuningError
 from pml_ops.stage import die_with_parent, ignore_stops, install_stop_handlers, note_kept, stop_signal
 from pml_ops.tracking import configure, git_commit
-from pml_ops.tuning.pruners import build_pruner
 from pml_ops.tuning.storage import open_storage, redact
 from pml_ops.tuning.task import (
+    COST,
     FAIL_REASON,
+    OBJECTIVE,
     STOPPED,
     WORKER,
     MlflowTarget,
@@ -46,7 +52,8 @@ from pml_ops.tuning.task import (
     TuningTask,
 )
 
-DIRECTION: Literal["maximize"] = "maximize"  # the validation ELBO
+OBJECTIVES = (OBJECTIVE, COST)  # Optuna's metric names of the study's two objectives
+DIRECTIONS = (optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE)
 STUDY_RUN = "mlflow_run_id"  # study user attr: the MLflow run the trials nest under
 WORKER_GONE = "its worker process ended"  # fail reason of a trial whose local worker died
 STOP_WAIT_S = 30.0  # after a stop, how long workers get to record their trials
@@ -63,9 +70,8 @@ class StudyPlan:
     timeout_s: float | None
     workers: int
     seed: int
-    pruner: PrunerParams
-    max_epochs: int
     heartbeat: HeartbeatParams
+    max_train_cost: float | None = None  # MFLOP per image: costlier trials are pruned untrained
 
 
 @dataclass(frozen=True)
@@ -97,10 +103,9 @@ def run_worker(job: WorkerJob) -> int:
         study_name=plan.study_name,
         storage=open_storage(plan.storage, plan.heartbeat, job.target.uri),
         sampler=optuna.samplers.TPESampler(seed=job.seed),
-        pruner=build_pruner(plan.pruner, plan.max_epochs),
     )
     evaluate = job.task.prepare()
-    runner = TrialRunner(job.task, evaluate, job.target)
+    runner = TrialRunner(job.task, evaluate, job.target, plan.max_train_cost)
     before = len(study.get_trials(deepcopy=False))
     study.optimize(
         runner,
@@ -261,15 +266,26 @@ class _Supervisor:
 
 
 def open_study(plan: StudyPlan, mlflow_uri: str | None = None) -> optuna.Study:
-    """Create the study, or load it if it exists (running again continues it)."""
+    """Create the study, or load it if it exists (running again continues it). A study of
+    another kind under the name (the single-objective studies of earlier versions) is refused."""
     study = optuna.create_study(
         study_name=plan.study_name,
         storage=open_storage(plan.storage, plan.heartbeat, mlflow_uri),
-        direction=DIRECTION,
+        directions=list(DIRECTIONS),
         load_if_exists=True,
     )
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise TuningError(f"study '{plan.study_name}' exists but does not maximise; pick another name")
+    if tuple(study.directions) != DIRECTIONS:
+        kinds = ", ".join(direction.name.lower() for direction in study.directions)
+        raise TuningError(
+            f"study '{plan.study_name}' in {redact(plan.storage)} has objective(s) ({kinds}), not "
+            f"({', '.join(OBJECTIVES)}) = (maximize, minimize): it was made by an earlier, "
+            "single-objective version; give this study another name (--study-name, or "
+            "tuning.<model>.study_name) or delete the old one (optuna delete-study)"
+        )
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(OBJECTIVES))
     return study
 
 

@@ -1,10 +1,12 @@
 """What a study tunes (`TuningTask`) and how one trial runs (`TrialRunner`).
 
-A task samples a configuration, trains it while reporting the validation ELBO after every epoch,
-and returns the final validation ELBO (higher is better). The runner wraps each trial in an
-MLflow run nested under the study's run, reports every epoch to Optuna (which may prune), and
+A task samples a configuration, counts its cost (training FLOPs per image), trains it while
+calling back with the validation ELBO after every epoch, and returns the final validation ELBO.
+The runner returns both objectives, (validation ELBO, cost), wraps each trial in an MLflow run
+nested under the study's run, prunes before training a trial over the training cost cap, and
 records an expected failure (an impossible architecture, a diverging loss) as a failed trial
-with its reason, so the study goes on.
+with its reason, so the study goes on. Optuna cannot prune multi-objective trials on their
+per-epoch values; a task may still raise `optuna.TrialPruned` (the per-trial time limit).
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ EpochCallback = Callable[[int, float], None]
 Evaluate = Callable[[dict[str, Any], EpochCallback], float]
 """Train one sampled configuration, call back every epoch, return the final validation ELBO."""
 
-OBJECTIVE = "val_elbo"  # the metric name, per epoch and final
-COST = "seconds_per_epoch"  # trial user attr and metric: training wall time per epoch
+OBJECTIVE = "val_elbo"  # the first objective (maximised): metric name, per epoch and final
+COST = "mflop_per_image"  # the second objective (minimised): training MFLOP per image
+SECONDS = "seconds_per_epoch"  # trial user attr and metric: training wall time per epoch (measured)
 FAIL_REASON = "fail_reason"
 PRUNE_REASON = "prune_reason"
 MLFLOW_RUN = "mlflow_run_id"
 WORKER = "worker"  # host:pid of the process running the trial
+EPOCHS_DONE = "epochs_done"  # trial user attr: epochs finished so far (progress, in the storage)
 STOPPED = "stopped by"  # how the fail reason of a trial interrupted by a signal begins
 NO_HEARTBEAT = "its worker stopped sending heartbeats (killed or lost)"
 
@@ -95,6 +99,11 @@ class TuningTask(Protocol):
     def best_section(self, params: dict[str, Any]) -> dict[str, Any]:
         """The best trial's params as the model configuration that training stages read."""
 
+    def cost(self, params: dict[str, Any] | None) -> float:
+        """Training MFLOP per image of a sampled configuration (None: the model's own params.yaml
+        architecture, the unit of the cost budget). Raises what `failures` names for an
+        impossible one."""
+
     def reference_seconds_per_epoch(self) -> float:
         """Seconds per epoch of the model's own (untuned) configuration under the trial settings:
         the unit of the cost budget, measured in the same run as the trials."""
@@ -116,14 +125,23 @@ def _check_finite(value: float, where: str) -> float:
 
 
 class TrialRunner:
-    """The Optuna objective: one trial of `task`, tracked as a nested MLflow run."""
+    """The Optuna objective: one trial of `task`, tracked as a nested MLflow run; returns
+    (validation ELBO, training MFLOP per image). A trial costing more than `max_train_cost`
+    MFLOP per image is pruned before training."""
 
-    def __init__(self, task: TuningTask, evaluate: Evaluate, mlflow_target: MlflowTarget) -> None:
+    def __init__(
+        self,
+        task: TuningTask,
+        evaluate: Evaluate,
+        mlflow_target: MlflowTarget,
+        max_train_cost: float | None = None,
+    ) -> None:
         self.task = task
         self.evaluate = evaluate
         self.target = mlflow_target
+        self.max_train_cost = max_train_cost
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         import mlflow
 
         epochs = 0
@@ -134,9 +152,7 @@ class TrialRunner:
             check_stop()
             value = _check_finite(value, f"after epoch {epoch}")
             mlflow.log_metric(OBJECTIVE, value, step=epoch)
-            trial.report(value, step=epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"validation ELBO {value:.4f} after epoch {epoch}")
+            trial.set_user_attr(EPOCHS_DONE, epoch)
 
         failures: tuple[type[BaseException], ...] = (*self.task.failures, TrialError)
         try:  # from the first statement: a stop at any point ends the trial and its run
@@ -158,9 +174,17 @@ class TrialRunner:
             )
             trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
             mlflow.log_params(params)
+            cost = self.task.cost(params)
+            trial.set_user_attr(COST, cost)
+            mlflow.log_metric(COST, cost)
+            if self.max_train_cost is not None and cost > self.max_train_cost:
+                raise optuna.TrialPruned(
+                    f"over the training cost cap before training: {cost:.3g} MFLOP per image > "
+                    f"{self.max_train_cost:.3g} (tuning.trial.max_train_cost_ratio)"
+                )
             started = time.perf_counter()
             value = _check_finite(self.evaluate(params, on_epoch), "at the end of training")
-            cost = (time.perf_counter() - started) / max(1, epochs)
+            seconds = (time.perf_counter() - started) / max(1, epochs)
         except optuna.TrialPruned as pruned:
             self._end(trial, "PRUNED", "KILLED", PRUNE_REASON, str(pruned))
             raise
@@ -179,11 +203,11 @@ class TrialRunner:
                 reason = "".join(traceback.format_exception_only(error)).strip()
                 self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
             raise
-        trial.set_user_attr(COST, cost)
-        mlflow.log_metrics({"value": value, COST: cost})
+        trial.set_user_attr(SECONDS, seconds)
+        mlflow.log_metrics({"value": value, SECONDS: seconds})
         mlflow.set_tag("optuna.state", "COMPLETE")
         mlflow.end_run("FINISHED")
-        return value
+        return value, cost
 
     @staticmethod
     def _end(trial: optuna.Trial, state: str, status: str, attr: str, reason: str) -> None:

@@ -11,7 +11,7 @@ from tests.conftest import REPO_ROOT
 
 
 def fault_params(tmp_path: Path, storage: str, **tuning_changes) -> Path:
-    """params.yaml with every store in `tmp_path`, no pruning and fast heartbeats; returns its path."""
+    """params.yaml with every store in `tmp_path` and fast heartbeats; returns its path."""
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["tracking"].update(uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "mlartifacts"))
     raw["density"]["checkpoint_dir"] = str(tmp_path / "checkpoints")
@@ -20,7 +20,6 @@ def fault_params(tmp_path: Path, storage: str, **tuning_changes) -> Path:
         storage=storage,
         output_dir=str(tmp_path / "tuning"),
         best_params_file=str(tmp_path / "params_tuned.yaml"),
-        pruner={"kind": "none"},
         heartbeat={"interval_s": 1, "grace_period_s": 3, "max_retry": 2, "worker_restarts": 2},
         **tuning_changes,
     )

@@ -16,6 +16,7 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pml_ops.tuning.task import EPOCHS_DONE
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import fault_params
 
@@ -48,7 +49,9 @@ def test_ctrl_c_on_tune_prints_one_line_and_ends_every_run_killed(tmp_path):
                 study = optuna.load_study(study_name=study_name, storage=storage)
             except KeyError:
                 continue
-            running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.intermediate_values]
+            running = [
+                t for t in study.get_trials(states=(TrialState.RUNNING,)) if EPOCHS_DONE in t.user_attrs
+            ]
         assert len(running) == 2, "both workers should be mid-trial"
         os.killpg(tune.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _, err = tune.communicate(timeout=90)

@@ -13,7 +13,7 @@ import yaml
 
 from pml_ops.config import parse_params
 from pml_ops.tuning.command import Overrides, describe, tune
-from pml_ops.tuning.report import promote_best
+from pml_ops.tuning.report import CostBudget, promote_best
 from tests.faults.conftest import fault_params
 from tests.faults.fault_helpers import SlowTask
 
@@ -45,6 +45,11 @@ def tuned(tmp_path_factory):
 
 
 BUDGET = {"epochs": 2, "train_size": 5000, "validation_size": 2000}
+COST = CostBudget(reference=1.0, max_ratio=2.0)  # SlowTask's trials all cost 1.0
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    return max(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.values[0])
 
 
 def test_worse_study_does_not_replace_the_recorded_best(tuned):
@@ -52,9 +57,12 @@ def test_worse_study_does_not_replace_the_recorded_best(tuned):
     assert best_file.read_text() == before
     lines = describe(summary, str(best_file))
     best = summary["best"]
-    assert lines[1].startswith(f"best: trial {best['number']} of study 'cvae-architecture', validation ELBO ")
-    assert lines[2] == f"recorded in {best_file}: validation ELBO -50.000 (study 'committed-study', trial 23)"
-    assert lines[3] == (
+    assert lines[1] == f"Pareto front (validation ELBO against MFLOP per image): trials [{best['number']}]"
+    assert lines[2].startswith(
+        f"best within the cost budget: trial {best['number']} of study 'cvae-pareto', validation ELBO "
+    )
+    assert lines[3] == f"recorded in {best_file}: validation ELBO -50.000 (study 'committed-study', trial 23)"
+    assert lines[4] == (
         f"kept the recorded section of {best_file}: the recorded -50.000 is at least as good "
         "(--promote replaces it)"
     )
@@ -64,15 +72,18 @@ def test_promote_flag_replaces_it_and_records_study_trial_and_budget(tuned, tmp_
     _, _, before, _, study = tuned
     best_file = tmp_path / "params_tuned.yaml"
     best_file.write_text(before)
-    promotion = promote_best(study, TASK, best_file, BUDGET, force=True)
+    promotion = promote_best(study, TASK, best_file, BUDGET, COST, force=True)
     written = yaml.safe_load(best_file.read_text())
+    best = best_trial(study)
     assert written["cvae_tuned"]["source"] == {
-        "study": "cvae-architecture",
-        "trial": study.best_trial.number,
-        "val_elbo": study.best_value,
+        "study": "cvae-pareto",
+        "trial": best.number,
+        "val_elbo": best.values[0],
         **BUDGET,
+        "mflop_per_image": 1.0,
+        "cost_ratio": 1.0,
     }
-    assert written["cvae_tuned"]["lr"] == study.best_params["lr"]
+    assert written["cvae_tuned"]["lr"] == best.params["lr"]
     assert written["vae_tuned"] == RECORDED["vae_tuned"]  # other sections untouched
     assert promotion.reason == "--promote, although the recorded -50.000 is at least as good"
 
@@ -83,10 +94,11 @@ def test_better_study_is_promoted_without_a_flag(tuned, tmp_path):
     recorded = copy.deepcopy(RECORDED)
     recorded["cvae_tuned"]["source"] = {"val_elbo": -500.0, "epochs": 25}
     best_file.write_text(yaml.safe_dump(recorded))
-    promotion = promote_best(study, TASK, best_file, BUDGET)
+    promotion = promote_best(study, TASK, best_file, BUDGET, COST)
     assert promotion.promoted
     assert promotion.reason == (
         "it beats the recorded -500.000; note: scored with a different epochs than the recorded one"
     )
     written = yaml.safe_load(best_file.read_text())["cvae_tuned"]["source"]
-    assert written["trial"] == study.best_trial.number and written["val_elbo"] == study.best_value
+    best = best_trial(study)
+    assert written["trial"] == best.number and written["val_elbo"] == best.values[0]

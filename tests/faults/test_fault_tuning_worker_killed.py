@@ -22,7 +22,7 @@ from pml_ops.config import parse_params
 from pml_ops.errors import TuningError
 from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.storage import open_storage, resolve_storage
-from pml_ops.tuning.task import MLFLOW_RUN, NO_HEARTBEAT, WORKER
+from pml_ops.tuning.task import EPOCHS_DONE, MLFLOW_RUN, NO_HEARTBEAT, WORKER
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import fault_params
 from tests.faults.fault_helpers import DyingTask, SlowTask
@@ -36,7 +36,7 @@ def _running_trial_with_progress(
 ) -> optuna.trial.FrozenTrial | None:
     study = optuna.load_study(study_name=study_name, storage=storage)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if WORKER in trial.user_attrs and trial.intermediate_values:
+        if WORKER in trial.user_attrs and EPOCHS_DONE in trial.user_attrs:
             return trial
     return None
 
@@ -116,7 +116,7 @@ def test_silent_worker_trial_is_failed_by_heartbeat_and_retried_on_sqlite(tmp_pa
     lost_run = client.create_run(experiment_id, run_name="lost trial").info.run_id
     storage = open_storage(storage_url, heartbeat, params.tracking.uri)
     study = optuna.create_study(
-        study_name=params.tuning.cvae.study_name, storage=storage, direction="maximize"
+        study_name=params.tuning.cvae.study_name, storage=storage, directions=["maximize", "minimize"]
     )
     lost = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
     lost.set_user_attr(MLFLOW_RUN, lost_run)
