@@ -152,8 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         "kind": "the study's, params.yaml" if args.study_settings else "reduced, not the study's",
         "seeds": args.seeds,
         "train_images": first.density.subset.train or "all",
-        "epochs": {family: raw[family]["training"]["epochs"] if args.study_settings else args.epochs
-                   for family in ("vae", "cvae")},
+        "epochs": {
+            family: raw[family]["training"]["epochs"] if args.study_settings else args.epochs
+            for family in ("vae", "cvae")
+        },
         "test_images": first.density.subset.test or "all",
         "iwae_samples": first.evaluate.iwae_samples,
         "iwae_images": first.evaluate.iwae_images or "all",
@@ -165,7 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         summary = summarise(runs)
         write_json(
             args.out,
-            {"settings": settings, "summary": summary, "runs": runs, "wall_time_s": time.perf_counter() - began},
+            {
+                "settings": settings,
+                "summary": summary,
+                "runs": runs,
+                "wall_time_s": time.perf_counter() - began,
+            },
         )
     write_results_section(args.doc, markdown(summary, settings))
     print(f"seed_variation: wrote {args.out} and the section of {args.doc}")
