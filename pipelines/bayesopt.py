@@ -13,6 +13,7 @@ from pml_ops.bayesopt.loop import minimise
 from pml_ops.config import Params, flatten
 from pml_ops.gp.objective import Expression, grid_minimum
 from pml_ops.io import write_json
+from pml_ops.metrics_files import write_metrics
 from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
@@ -40,31 +41,31 @@ def bayesopt_stage(params: Params) -> None:
         "y": result.y.tolist(),
         "best_so_far": best.tolist(),
         "divergences_per_iteration": result.divergences,
+        "acquisition": cfg.acquisition,
     }
     write_json(cfg.outputs.history, history)
     metrics = {
-        "acquisition": cfg.acquisition,
         "best_f": float(best[-1]),
         "best_x": result.best_x,
         "global_minimum_f": f_min,
         "global_minimum_x": x_min,
         "gap": float(best[-1] - f_min),
-        "success": bool(best[-1] - f_min <= cfg.success_tolerance),
+        "success": int(best[-1] - f_min <= cfg.success_tolerance),  # 0/1
         "divergences": int(sum(result.divergences)),
         **resource_metrics(began),
     }
-    write_json(cfg.outputs.metrics, metrics)
+    write_metrics(cfg.outputs.metrics, metrics)
 
     with stage_run(params, "bayesopt", {"stage": "bayesopt", "acquisition": cfg.acquisition}):
         mlflow.log_params(flatten("bayesopt", cfg.model_dump()))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "acquisition"})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for step, value in enumerate(best):
             mlflow.log_metric("best_so_far", float(value), step=step)
         mlflow.log_artifacts(str(figures), artifact_path="figures")
         mlflow.log_artifact(cfg.outputs.history)
     print(
         f"bayesopt: best f {best[-1]:.4f} at x = {result.best_x:.4f} (global {f_min:.4f}); "
-        f"success={metrics['success']}"
+        f"success={bool(metrics['success'])}"
     )
 
 

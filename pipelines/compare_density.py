@@ -10,7 +10,9 @@ from pml_ops.config import Params
 from pml_ops.data.mnist import dataset
 from pml_ops.density import registry
 from pml_ops.density.evaluation import comparison_markdown, comparison_rows
+from pml_ops.density.registry import COMPARISON_TABLE
 from pml_ops.io import atomic_path, write_json
+from pml_ops.metrics_files import write_metrics
 from pml_ops.resources import resource_metrics
 from pml_ops.stage import run_stage
 
@@ -22,16 +24,17 @@ def compare(params: Params) -> None:
     metrics = Path(params.density.metrics_dir)
     files = {name: registry.paths(params, name) for name in registry.model_names(params)}
     train = {name: json.loads(p.train_metrics.read_text()) for name, p in files.items()}
-    evaluation = {name: json.loads(p.evaluate_metrics.read_text()) for name, p in files.items()}
+    evaluation = {
+        name: {**json.loads(p.evaluate_info.read_text()), **json.loads(p.evaluate_metrics.read_text())}
+        for name, p in files.items()
+    }
     rows = comparison_rows(train, evaluation)
     with atomic_path(TABLE_MD) as tmp:
         title = dataset(params.data.dataset).title
         tmp.write_text(f"# Density models on {title}: test-set comparison\n\n" + comparison_markdown(rows))
-    write_json(
-        metrics / "density_comparison.json",
-        {"models": {row["model"]: row for row in rows}, **resource_metrics(start)},
-    )
-    print(f"compare_density: wrote {TABLE_MD} and {metrics / 'density_comparison.json'}")
+    write_json(COMPARISON_TABLE, {"models": {row["model"]: row for row in rows}})
+    write_metrics(metrics / "density_comparison.json", resource_metrics(start))
+    print(f"compare_density: wrote {TABLE_MD} and {COMPARISON_TABLE}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pml_ops.density.interface import FigureInputs
 from pml_ops.density.pyfunc import recorded_or_logged
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.units import dequantise
-from pml_ops.io import write_json
+from pml_ops.metrics_files import split_metrics, write_split
 from pml_ops.model_registry import register, version_tags
 from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
@@ -46,6 +46,7 @@ def evaluate(params: Params, name: str) -> None:
         metrics.update(resource_metrics(start))
         model_id = recorded_or_logged(model, paths.artifact, x_test[:2], seed, tags)
         mlflow.log_metrics(numeric(metrics), model_id=model_id, dataset=test_set)
+        mlflow.set_tags({key: str(value) for key, value in split_metrics(metrics)[1].items()})
         settings = {"hyperparameters": model.hyperparameters(), "density": params.density.model_dump()}
         provenance = version_tags(params.data.path, settings, run.info.run_id)
         registration = register(f"models:/{model_id}", name, metrics["test_score"], provenance)
@@ -56,7 +57,7 @@ def evaluate(params: Params, name: str) -> None:
                 "registry_alias": registration.alias,
             }
         )
-    write_json(paths.evaluate_metrics, metrics)
+    write_split(paths.evaluate_metrics, paths.evaluate_info, metrics)
     print(f"evaluate {name}: {metrics['objective']} {metrics['test_score']:.2f} nats/image")
     print(f"evaluate {name}: {registration.name} version {registration.version} is the {registration.alias}")
 

@@ -13,7 +13,7 @@ from pml_ops.gp.build import gp_model, nuts_settings
 from pml_ops.gp.nuts import sample_posterior
 from pml_ops.gp.objective import Expression
 from pml_ops.gp.predict import summarize_predictive
-from pml_ops.io import write_json
+from pml_ops.metrics_files import write_metrics
 from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 from pml_ops.stage import run_stage
@@ -62,7 +62,7 @@ def gp_stage(params: Params) -> None:
     )
 
     metrics.update(resource_metrics(began))
-    write_json(cfg.outputs.metrics, metrics)
+    write_metrics(cfg.outputs.metrics, metrics)
 
     with stage_run(params, "gp", {"stage": "gp"}):
         mlflow.log_params(flatten("gp", cfg.model_dump()))

@@ -7,6 +7,7 @@ import numpy as np
 from pml_ops.config import Params
 from pml_ops.data.mnist import dataset, fetch_mnist, mirror_list, save_mnist
 from pml_ops.io import write_json
+from pml_ops.metrics_files import write_metrics
 from pml_ops.resources import resource_metrics
 from pml_ops.stage import run_stage
 
@@ -20,17 +21,18 @@ def prepare(params: Params) -> None:
     )
     save_mnist(data, params.data.path, spec.name)
     write_json(
-        params.data.metrics,
+        params.data.info,
         {
             "dataset": spec.name,
-            "train_images": len(data.y_train),
-            "test_images": len(data.y_test),
             "train_label_counts": np.bincount(data.y_train, minlength=10).tolist(),
             "test_label_counts": np.bincount(data.y_test, minlength=10).tolist(),
             "class_names": list(spec.class_names),
             "sha256": {file.stem: file.sha256 for file in spec.files.values()},
-            **resource_metrics(began),
         },
+    )
+    write_metrics(
+        params.data.metrics,
+        {"train_images": len(data.y_train), "test_images": len(data.y_test), **resource_metrics(began)},
     )
     print(
         f"prepare: wrote {params.data.path}: {spec.title} "

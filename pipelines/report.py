@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from pml_ops.config import Params
-from pml_ops.io import write_json
+from pml_ops.metrics_files import write_metrics
 from pml_ops.report import write_report
 from pml_ops.report.study import build_study_report
 from pml_ops.resources import resource_metrics
@@ -28,7 +28,7 @@ def report(params: Params) -> None:
         mlflow.log_metrics(
             {f"stage_wall_time_s/{k.replace('@', '_')}": v for k, v in spec.stage_times.items()}
         )
-    write_json(params.report.metrics, resource_metrics(began))
+    write_metrics(params.report.metrics, resource_metrics(began))
     print(f"report: wrote {html} and {markdown}")
 
 

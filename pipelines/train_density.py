@@ -16,6 +16,7 @@ from pml_ops.density.pyfunc import log_and_record
 from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.training import EpochStats
 from pml_ops.io import write_json
+from pml_ops.metrics_files import write_metrics
 from pml_ops.resources import resource_metrics
 from pml_ops.run_group import stage_run
 from pml_ops.tracking import log_images
@@ -55,7 +56,7 @@ def train(params: Params, name: str) -> None:
         }
         # per-epoch curves are logged already; the rest also describes the logged model
         mlflow.log_metrics(numeric(metrics, skip={"train_elbo", "val_elbo"}), model_id=model_id)
-    write_json(paths.train_metrics, metrics)
+    write_metrics(paths.train_metrics, metrics)
     print(f"train {name}: wrote {paths.artifact} in {metrics['wall_time_s']:.1f} s")
 
 

@@ -49,6 +49,7 @@ class DataParams(Section):
     dataset: DatasetName
     path: NonEmptyStr
     metrics: NonEmptyStr
+    info: NonEmptyStr
     mirrors: dict[DatasetName, Annotated[list[NonEmptyStr], Field(min_length=1)]]
     timeout_s: PositiveFloat
     retries: Annotated[int, Field(ge=0, le=10)]
@@ -57,6 +58,8 @@ class DataParams(Section):
     def _mirrors_for_the_dataset(self) -> DataParams:
         if self.dataset not in self.mirrors:
             raise ValueError(f"data.mirrors: no mirrors for data.dataset '{self.dataset}'")
+        if Path(self.info) == Path(self.metrics):
+            raise ValueError(f"data.info: must differ from data.metrics ({self.metrics})")
         return self
 
 

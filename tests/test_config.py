@@ -68,6 +68,11 @@ def test_unknown_dataset_and_a_dataset_without_mirrors_are_named(raw_params):
         parse_params(raw)
 
 
+def test_data_info_must_not_overwrite_the_metrics_file(raw_params):
+    with pytest.raises(ConfigError, match=r"data\.info: must differ from data\.metrics"):
+        parse_params(_with(raw_params, "data.info", "metrics/./prepare.json"))
+
+
 def test_unknown_decoder_is_named(raw_params):
     with pytest.raises(ConfigError, match=r"'vae\.architecture\.decoder': Input should be 'bernoulli'"):
         parse_params(_with(raw_params, "vae.architecture.decoder", "gaussian"))

@@ -35,7 +35,8 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
         assert train["wall_time_s"] > 0 and evaluation["wall_time_s"] > 0
         assert train["peak_rss_mib"] > 50 and evaluation["peak_rss_mib"] > 50  # torch alone is more
         assert train["train_images"] == 285 and evaluation["test_images"] == 100
-        assert evaluation["units"] == "nats per image"
+        info = json.loads((metrics / "evaluate" / f"{name}_info.json").read_text())
+        assert info["units"] == "nats per image"
         figures = sorted(p.name for p in (temp_clone / "figures" / name).iterdir())
         expected = ["components.png"] if name == "gmm" else ["grid.png", "latent.png", "reconstructions.png"]
         assert figures == expected
@@ -58,11 +59,13 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
     history = json.loads((metrics / "train" / "vae_history.json").read_text())
     assert [row["epoch"] for row in history] == [1]
 
-    table = json.loads((metrics / "density_comparison.json").read_text())
+    table = json.loads((temp_clone / "reports" / "density_comparison.json").read_text())
     assert sorted(table["models"]) == sorted(MODELS)
     for name in MODELS:
         evaluation = json.loads((metrics / "evaluate" / f"{name}.json").read_text())
         assert table["models"][name]["test_score"] == evaluation["test_score"]
+        info = json.loads((metrics / "evaluate" / f"{name}_info.json").read_text())
+        assert table["models"][name]["observation"] == info["observation"] and "observation" not in evaluation
     markdown = (temp_clone / "reports" / "density_comparison.md").read_text()
     assert all(f"| {name} |" in markdown for name in MODELS)
 

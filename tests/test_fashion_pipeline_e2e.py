@@ -30,7 +30,7 @@ def test_density_pipeline_on_fashion_mnist(pipeline_run, tmp_path):
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro", "compare_density", "report"], clone, env).stdout
     assert "Running stage 'prepare'" in out and "Running stage 'gp'" not in out  # the GP is unchanged
-    prepare = json.loads((clone / "metrics" / "prepare.json").read_text())
+    prepare = json.loads((clone / "metrics" / "prepare_info.json").read_text())
     assert prepare["dataset"] == "fashion-mnist" and prepare["class_names"][0] == "T-shirt/top"
     table = (clone / "reports" / "density_comparison.md").read_text()
     assert table.startswith("# Density models on Fashion-MNIST") and "| ppca |" in table

@@ -1,9 +1,10 @@
 """The DVC side of tracking: the `artifacts:` block (one model per entry of the `models` list),
-`dvc artifacts get`, image plots, and a queued `dvc exp` whose MLflow runs land in the project's
-own store."""
+`dvc artifacts get`, metrics that are numbers only, the ELBO curves drawn once beside the image
+plots, and a queued `dvc exp` whose MLflow runs land in the project's own store."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -28,6 +29,42 @@ def test_artifacts_block_declares_the_data_set_and_every_model_of_the_models_lis
         assert declared["desc"] and declared["labels"]
 
 
+def test_the_elbo_plot_covers_every_model_trained_by_epochs():
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    by_epoch = [name for name, entry in params["models"].items() if entry["family"] in ("vae", "cvae")]
+    (elbo,) = [plot["validation_elbo"] for plot in dvc["plots"] if isinstance(plot, dict)]
+    assert elbo["y"] == {f"metrics/train/{name}_history.json": "val_elbo" for name in by_epoch}
+    train = dvc["stages"]["train"]["do"]
+    assert "plots" not in train  # the history files are outs, drawn once by the plot above
+    assert dvc["stages"]["evaluate"]["do"]["plots"] == ["${density.figures_dir}/${key}"]
+
+
+def _numbers_only(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pytest.mark.e2e
+def test_metrics_show_holds_only_numbers_one_row_per_stage(pipeline_run):
+    clone, _, env = pipeline_run
+    shown = run(["dvc", "metrics", "show", "--json"], clone, env)
+    assert shown.stderr.strip() == ""  # no warning (e.g. for a model not tuned yet)
+    files = json.loads(shown.stdout)[""]["data"]
+    models = list(yaml.safe_load((clone / "params.yaml").read_text())["models"])
+    expected = {"metrics/prepare.json", "metrics/gp.json", "metrics/bayesopt.json", "metrics/report.json"}
+    expected |= {"metrics/density_comparison.json"}
+    expected |= {f"metrics/{kind}/{name}.json" for kind in ("train", "evaluate") for name in models}
+    assert set(files) == expected
+    for path, entry in files.items():
+        not_numbers = {key: value for key, value in entry["data"].items() if not _numbers_only(value)}
+        assert not not_numbers, f"{path}: {not_numbers}"
+    assert files["metrics/bayesopt.json"]["data"]["success"] in (0, 1)
+    info = json.loads((clone / "metrics" / "evaluate" / "vae_info.json").read_text())
+    assert info["objective"] == "ELBO" and info["normalised"] is False
+    prepared = json.loads((clone / "metrics" / "prepare_info.json").read_text())
+    assert prepared["dataset"] == "mnist" and sum(prepared["test_label_counts"]) == 10000
+
+
 @pytest.mark.e2e
 def test_artifacts_get_and_image_plots(pipeline_run, tmp_path):
     clone, _, env = pipeline_run
@@ -39,8 +76,17 @@ def test_artifacts_get_and_image_plots(pipeline_run, tmp_path):
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *tag], copy)
     got = run(["dvc", "artifacts", "get", str(copy), "ppca", "-o", str(tmp_path / "ppca.npz")], tmp_path, env)
     assert (tmp_path / "ppca.npz").read_bytes() == (clone / "models/ppca/ppca.npz").read_bytes(), got.stdout
-    shown = run(["dvc", "plots", "show", "--json"], copy, env).stdout
-    assert "figures/vae/latent.png" in shown and "figures/gp" in shown
+    shown = run(["dvc", "plots", "show", "--json"], copy, env)
+    assert "failed to load" not in shown.stderr, shown.stderr
+    plots = json.loads(shown.stdout)["data"]
+    pngs = sorted(p.relative_to(copy).as_posix() for p in (copy / "figures").rglob("*.png"))
+    assert sorted(key for key in plots if key.endswith(".png")) == pngs  # each figure once
+    assert "figures/vae/latent.png" in pngs and any(p.startswith("figures/gp/") for p in pngs)
+    curves = [key for key, items in plots.items() if any(i["type"] == "vega" for i in items)]
+    assert curves == ["validation_elbo"]  # the ELBO curves once, in one plot
+    values = plots["validation_elbo"][0]["content"]["data"]["values"]
+    drawn = {"vae_history.json", "cvae_history.json", "cvae_tuned_history.json"}
+    assert {v["filename"] for v in values} == drawn
 
 
 @pytest.mark.e2e

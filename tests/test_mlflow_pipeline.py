@@ -21,7 +21,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.browser import FLAGS, chromium_binary
+from tests.browser import DevTools
 from tests.conftest import REPO_ROOT
 from tests.test_mlflow_server import free_port, wait_until_healthy
 
@@ -195,40 +195,55 @@ def test_rest_api_serves_the_registry_and_a_worse_version_becomes_challenger(ser
     assert alias("challenger")["model_version"]["version"] == worse.version
 
 
-def _screenshot(url: str, path: Path, profile: Path) -> None:
-    command = [
-        chromium_binary(),
-        *FLAGS,
-        f"--user-data-dir={profile}",
-        "--window-size=2200,1100",
-        "--virtual-time-budget=30000",
-        f"--screenshot={path}",
-        url,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
+# MLflow's UI keeps its state in localStorage: the Models page's "new Model Registry UI" pop-up
+# stays closed once dismissed and the assistant panel once closed (useLocalStorage: key + "_v" +
+# version), and the experiment page's columns are the `selectedColumns` of its persisted state
+# (column ids "metrics.`<key>`").
+QUIET_UI = """try {
+  localStorage.setItem('_mlflow_model_registry_promo_modal_dismissed_v1', 'true');
+  localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');
+  localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');
+} catch (e) {}"""
+METRIC_COLUMNS = ["test_score", "test_mse_posterior_sample", "test_knn_accuracy", "bits_per_dim", "val_elbo"]
+SHOW_METRIC_COLUMNS = """(() => {
+  const key = Object.keys(localStorage)
+    .find(k => k.includes('-ExperimentPage-') && k.endsWith('-ReactComponentState'));
+  if (!key) return false;
+  const state = JSON.parse(localStorage.getItem(key));
+  const wanted = WANTED.map(m => 'metrics.`' + m + '`');
+  state.selectedColumns = [...(state.selectedColumns || []).filter(c => !wanted.includes(c)), ...wanted];
+  localStorage.setItem(key, JSON.stringify(state));
+  return true;
+})()""".replace("WANTED", json.dumps(METRIC_COLUMNS))
 
 
-def _dom(url: str, profile: Path) -> str:
-    command = [chromium_binary(), *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=30000"]
-    result = subprocess.run([*command, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+def _shows(text: str) -> str:
+    return f"document.body && document.body.innerText.includes({json.dumps(text)})"
 
 
 def test_ui_shows_training_runs_and_registered_models(server, store, tmp_path):
-    _, client = store
+    clone, client = store
     experiment_id, _ = _runs(client)
     ARTIFACTS.mkdir(exist_ok=True)
-    shots = {
-        "mlflow-ui-training-runs.png": f"{server}/#/experiments/{experiment_id}/runs",
-        "mlflow-ui-models.png": f"{server}/#/models",
-    }
-    for name, url in shots.items():
-        _screenshot(url, tmp_path / name, tmp_path / f"profile-{name}")
-        assert (tmp_path / name).stat().st_size > 20_000, name  # a blank page is a few kB
-        shutil.copy(tmp_path / name, ARTIFACTS / name)
-    models_dom = _dom(f"{server}/#/models", tmp_path / "profile-dom-models")
-    assert all(f"pml-ops-{name}" in models_dom for name in _models(store[0]))
-    runs_dom = _dom(shots["mlflow-ui-training-runs.png"], tmp_path / "profile-dom-runs")
-    assert "train vae" in runs_dom and "evaluate gmm" in runs_dom
+    runs_png, models_png = tmp_path / "mlflow-ui-training-runs.png", tmp_path / "mlflow-ui-models.png"
+    with DevTools(tmp_path / "profile-runs", 2200, 1100) as page:
+        page.open(f"{server}/#/experiments/{experiment_id}/runs", init_script=QUIET_UI)
+        page.wait_for(_shows("evaluate gmm"))
+        assert page.evaluate(SHOW_METRIC_COLUMNS), "the experiment page stored no UI state"
+        page.call("Page.reload", page.session)
+        page.wait_for(_shows("test_mse_posterior_sample"))
+        text = page.evaluate("document.body.innerText")
+        page.screenshot(runs_png)
+    assert all(f"train {name}" in text and f"evaluate {name}" in text for name in _models(clone))
+    assert all(metric in text for metric in METRIC_COLUMNS), text[:3000]
+    with DevTools(tmp_path / "profile-models", 2200, 1100) as page:
+        page.open(f"{server}/#/models", init_script=QUIET_UI)
+        page.wait_for(_shows("pml-ops-gmm"))
+        text = page.evaluate("document.body.innerText")
+        dialogs = page.evaluate("document.querySelectorAll('[role=dialog]').length")
+        page.screenshot(models_png)
+    assert all(f"pml-ops-{name}" in text for name in _models(clone))
+    assert dialogs == 0 and "Model Aliases" not in text  # the pop-up's text
+    for png in (runs_png, models_png):
+        assert png.stat().st_size > 20_000, png.name  # a blank page is a few kB
+        shutil.copy(png, ARTIFACTS / png.name)

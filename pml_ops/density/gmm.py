@@ -58,7 +58,7 @@ class GMM:
         self.train_metrics_ = {
             "train_log_likelihood": float(np.mean(self.log_density(x_train))),
             "val_log_likelihood": float(np.mean(self.log_density(x_val))),
-            "converged": bool(self.mixture.converged_),
+            "converged": int(self.mixture.converged_),  # 0/1: a number in `dvc metrics show`
             "em_iterations": int(self.mixture.n_iter_),
         }
         return self

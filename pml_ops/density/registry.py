@@ -29,8 +29,11 @@ from pml_ops.density.interface import DensityModel
 from pml_ops.density.ppca import PPCA
 from pml_ops.density.vae_model import DEFAULT_MEMORY_BUDGET_MIB, VaeModel
 from pml_ops.errors import ArchitectureError, ConfigError
+from pml_ops.metrics_files import info_path
 
 SUFFIX = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".npz"}
+# Table 1, every model's row with its numbers and what describes them (stage compare_density)
+COMPARISON_TABLE = Path("reports/density_comparison.json")
 
 
 def model_names(params: Params) -> list[str]:
@@ -52,6 +55,7 @@ class ModelPaths:
     train_metrics: Path
     history: Path
     evaluate_metrics: Path
+    evaluate_info: Path  # what describes the numbers: objective, observation, units (not metrics)
     figures: Path
 
 
@@ -64,6 +68,7 @@ def paths(params: Params, name: str) -> ModelPaths:
         train_metrics=metrics / "train" / f"{name}.json",
         history=metrics / "train" / f"{name}_history.json",
         evaluate_metrics=metrics / "evaluate" / f"{name}.json",
+        evaluate_info=info_path(metrics / "evaluate" / f"{name}.json"),
         figures=Path(cfg.figures_dir) / name,
     )
 

@@ -44,15 +44,14 @@ def display_name(name: str) -> str:
 
 def density_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
     cfg = params.density
-    metrics = root / cfg.metrics_dir
-    comparison = read_json(metrics / "density_comparison.json")["models"]
+    comparison = read_json(root / registry.COMPARISON_TABLE)["models"]
     study = params.report.study
     models = registry.model_names(params)
     rows = []
     for name in models:
         row = comparison.get(name)
         if row is None:
-            raise ReportError(f"{metrics / 'density_comparison.json'}: no row for model '{name}'")
+            raise ReportError(f"{registry.COMPARISON_TABLE}: no row for model '{name}'")
         rows.append({**row, "model": display_name(name)})
     extra = {
         "[nats/image] study score": (
@@ -202,17 +201,18 @@ def bo_study_table(study_file: Path, tolerance: float) -> Table | None:
 def bayesopt_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
     cfg = params.bayesopt
     metrics = read_json(root / cfg.outputs.metrics)
+    history = read_json(root / cfg.outputs.history)
     run_table = Table(
         caption="This pipeline's optimisation run",
         columns=["acquisition", "best x", "best f", "global minimum f", "gap", "success"],
         rows=[
             {
-                "acquisition": metrics["acquisition"],
+                "acquisition": history["acquisition"],
                 "best x": metrics["best_x"],
                 "best f": metrics["best_f"],
                 "global minimum f": metrics["global_minimum_f"],
                 "gap": metrics["gap"],
-                "success": metrics["success"],
+                "success": bool(metrics["success"]),
             }
         ],
         formats={"best x": ".4f", "best f": ".4f", "global minimum f": ".4f", "gap": ".2e"},
