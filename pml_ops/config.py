@@ -513,10 +513,31 @@ class ModelEntry(Section):
     file: NonEmptyStr
     section: NonEmptyStr
     base: NonEmptyStr
+    # VAE families: keys of the architecture (from `file`: `section`) replaced for this model only,
+    # e.g. `vae_cb`'s {decoder: continuous_bernoulli}; the rest of the model stays the section's.
+    architecture: Annotated[dict[NonEmptyStr, Any], Field(min_length=1)] | None = None
 
     @property
     def tuned(self) -> bool:
         return self.file != DEFAULT_PARAMS_FILE
+
+
+def override_architecture(
+    arch: MlpVaeArchitecture | ConvVaeArchitecture, override: dict[str, Any], where: str
+) -> MlpVaeArchitecture | ConvVaeArchitecture:
+    """`arch` with the keys of `override` replaced, validated like the section itself; a bad key or
+    value raises ValueError naming `where`.<key>."""
+    try:
+        return type(arch).model_validate({**arch.model_dump(), **override})
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            key = f"{where}.{_format_location(item['loc'])}"
+            if item["type"] == "extra_forbidden":
+                problems.append(f"{key}: not a key of the {type(arch).__name__}")
+            else:
+                problems.append(f"{key}: {item['msg']} (got {item['input']!r})")
+        raise ValueError("; ".join(problems)) from None
 
 
 class Params(Section):
@@ -550,6 +571,13 @@ class Params(Section):
                         f"models.{name}.{key}: must be {value!r} for a {entry.family} model read "
                         f"from {entry.file} (got {getattr(entry, key)!r})"
                     )
+            if entry.architecture is not None:
+                if entry.family not in ("vae", "cvae"):
+                    raise ValueError(
+                        f"models.{name}.architecture: a {entry.family} model has no architecture"
+                    )
+                family: VaeParams | CvaeParams = getattr(self, entry.family)
+                override_architecture(family.architecture, entry.architecture, f"models.{name}.architecture")
         return self
 
     @model_validator(mode="after")

@@ -24,7 +24,8 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
     temp_clone, stdout, stage_env = pipeline_run
     params = load_params(temp_clone / "params.yaml")
     MODELS = registry.model_names(params)
-    assert MODELS == ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]  # cvae_tuned: from params_tuned.yaml
+    # cvae_tuned: from params_tuned.yaml; *_cb: the study's networks with the continuous Bernoulli
+    assert MODELS == ["vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb", "ppca", "gmm"]
     for name in MODELS:
         assert f"Running stage 'train@{name}'" in stdout and f"Running stage 'evaluate@{name}'" in stdout
 
@@ -44,9 +45,12 @@ def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
     vae = json.loads((metrics / "evaluate" / "vae.json").read_text())
     assert vae["iwae_samples"] == 5 and vae["test_iwae"] > vae["subset_score"]  # K = 5 bound is tighter
     assert vae["iwae_images"] == vae["subset_images"] == 100 and "bits_per_dim" not in vae  # Bernoulli
-    for name in ("ppca", "gmm"):  # normalised densities: bits/dim on the dequantised test images
+    for name in ("vae_cb", "cvae_cb", "ppca", "gmm"):  # normalised: bits/dim on the dequantised images
         scored = json.loads((metrics / "evaluate" / f"{name}.json").read_text())
         assert np.isfinite(scored["bits_per_dim"]) and scored["bits_per_dim_se"] > 0
+        assert scored["normalised"] and scored["bits_per_dim_estimate"] == (
+            "IWAE K=5 (an upper bound)" if name.endswith("_cb") else "exact"
+        )
     # The PPCA score is the exact Gaussian log-likelihood of the saved model (scipy as reference).
     ppca = PPCA.load(temp_clone / "models" / "ppca" / "ppca.npz")
     x_test = (

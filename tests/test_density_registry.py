@@ -49,8 +49,16 @@ def _fitted(params, name: str):
 
 
 def test_every_listed_model_resolves_and_builds(params):
-    assert registry.model_names(params) == ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]
+    assert registry.model_names(params) == ["vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb", "ppca", "gmm"]
     registry.check_models(params)
+    for family in ("vae", "cvae"):  # the study's model but for the decoder
+        twin = registry.create(params, f"{family}_cb")
+        study = getattr(params, family)
+        assert (
+            twin.architecture.decoder == "continuous_bernoulli" and study.architecture.decoder == "bernoulli"
+        )
+        assert twin.architecture == study.architecture.model_copy(update={"decoder": "continuous_bernoulli"})
+        assert twin.training == study.training and twin.family == family
     tuned = registry.create(params, "cvae_tuned")
     assert tuned.family == "cvae" and tuned.architecture.channels == [8]  # from params_tuned.yaml
     assert tuned.training.epochs == params.cvae.training.epochs
@@ -65,7 +73,7 @@ def test_unknown_model_is_a_clear_error(params):
         registry.create(params, "flow")
 
 
-@pytest.mark.parametrize("name", ["vae", "cvae_tuned", "ppca", "gmm"])
+@pytest.mark.parametrize("name", ["vae", "cvae_tuned", "vae_cb", "ppca", "gmm"])
 def test_artifact_round_trip(params, name):
     model = _fitted(params, name)
     model.save(registry.paths(params, name).artifact)
@@ -73,6 +81,47 @@ def test_artifact_round_trip(params, name):
     x = np.random.default_rng(1).uniform(0, 1, (4, 784)).astype(np.float32)
     np.testing.assert_array_equal(loaded.log_density(x), model.log_density(x))
     np.testing.assert_array_equal(loaded.sample(3, seed=2), model.sample(3, seed=2))
+
+
+def test_a_bernoulli_artifact_is_not_taken_for_its_continuous_bernoulli_twin(params):
+    _fitted(params, "vae").save(registry.paths(params, "vae_cb").artifact)
+    with pytest.raises(DataError, match=r"model 'vae_cb': saved with hyperparameters .*'bernoulli'"):
+        registry.load(params, "vae_cb")
+
+
+def test_an_entry_architecture_override_is_checked_like_the_section(tmp_path, monkeypatch):
+    raw = _raw()
+    raw["models"]["vae_cb"]["architecture"] = {"decoder": "gaussian", "depth": 2}
+    with pytest.raises(ConfigError) as error:
+        parse_params(raw)
+    assert (
+        "models.vae_cb.architecture.decoder: Input should be 'bernoulli' or 'continuous_bernoulli' "
+        "(got 'gaussian'); models.vae_cb.architecture.depth: not a key of the MlpVaeArchitecture"
+    ) in str(error.value)
+    raw = _raw()
+    raw["models"]["ppca"]["architecture"] = {"decoder": "continuous_bernoulli"}
+    with pytest.raises(ConfigError, match=r"models.ppca.architecture: a ppca model has no architecture"):
+        parse_params(raw)
+    raw = _raw()
+    raw["models"]["cvae_cb"]["architecture"] = {}
+    with pytest.raises(
+        ConfigError, match=r"'models.cvae_cb.architecture': Dictionary should have at least 1"
+    ):
+        parse_params(raw)
+    # On a tuned entry it replaces keys of the tuned architecture; an unbuildable result names both.
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO_ROOT / "params_tuned.yaml", tmp_path)
+    raw = _raw()
+    raw["models"]["cvae_tuned"]["architecture"] = {"decoder": "continuous_bernoulli"}
+    raw["models"]["cvae_cb"]["architecture"] = {"stride": 1}  # output_padding 1 needs stride >= 2
+    params = parse_params(raw)
+    tuned = registry.create(params, "cvae_tuned")
+    assert tuned.architecture.channels == [8] and tuned.architecture.decoder == "continuous_bernoulli"
+    with pytest.raises(
+        ConfigError,
+        match=r"^models.cvae_cb: params.yaml: cvae.architecture with models.cvae_cb.architecture: ",
+    ):
+        registry.check_buildable(params, "cvae_cb")
 
 
 def test_pickled_code_in_a_model_file_is_refused_not_run(params, tmp_path):

@@ -18,7 +18,15 @@ from tests.test_report_browser import PROBE
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-MODELS = ["VAE", "CVAE", "CVAE (tuned)", "PPCA", "GMM"]
+MODELS = [
+    "VAE",
+    "CVAE",
+    "CVAE (tuned)",
+    "VAE (continuous Bernoulli)",
+    "CVAE (continuous Bernoulli)",
+    "PPCA",
+    "GMM",
+]
 
 
 def test_report_renders_with_every_figure_and_one_row_per_model(pipeline_run, tmp_path):
@@ -31,7 +39,8 @@ def test_report_renders_with_every_figure_and_one_row_per_model(pipeline_run, tm
     folders = [folder for folder in (clone / "figures").iterdir() if folder.is_dir()]
     per_folder = {folder.name: len(list(folder.glob("*.png"))) for folder in folders}
     # GP: densities, trace, log-log scatter, predictive, x*; BO: 2 snapshots + best so far.
-    assert per_folder == {"gp": 5, "bayesopt": 3, "vae": 3, "cvae": 3, "cvae_tuned": 3, "ppca": 3, "gmm": 1}
+    vaes = {name: 3 for name in ("vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb")}
+    assert per_folder == {"gp": 5, "bayesopt": 3, **vaes, "ppca": 3, "gmm": 1}
     assert html.count("<img ") == len(figures)
 
     probed = tmp_path / "probed.html"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.seed_variation import END, START, exceeding, write_results_section
+from benchmarks.seed_variation import END, START, exceeding, models, write_results_section
 from pml_ops.density.seed_spread import summarise
+from tests.conftest import REPO_ROOT
 
 BERNOULLI = {"observation": "Bernoulli", "normalised": False}
 GAUSSIAN = {"observation": "Gaussian", "normalised": True}
@@ -102,3 +103,44 @@ def test_combine_summarises_per_seed_files_and_refuses_mixed_settings(tmp_path):
     partial.write_text(json.dumps({"settings": {**settings, "seeds": [2]}, "runs": runs, "wall_time_s": 1.0}))
     with pytest.raises(SystemExit, match="different models"):
         combine([files[0], partial], tmp_path / "x.json", doc)
+
+
+def test_the_listed_cb_models_are_bit_for_bit_the_twins_the_benchmark_would_add(
+    mnist_mirror, tmp_path, monkeypatch
+):
+    """params.yaml's vae_cb / cvae_cb, fitted (500 images, 1 epoch), have the same weights as the
+    continuous-Bernoulli twins the benchmark builds for a list without them, and the benchmark
+    adds no twin (no duplicate name) when the list has them."""
+    import copy
+
+    import torch
+    import yaml
+
+    from pml_ops.config import parse_params
+    from pml_ops.data.mnist import fetch_mnist, save_mnist
+    from pml_ops.density import registry
+    from pml_ops.density.data import density_split
+    from pml_ops.density.interface import FitCallbacks
+
+    monkeypatch.chdir(REPO_ROOT)  # cvae_tuned reads params_tuned.yaml
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    save_mnist(fetch_mnist([str(mnist_mirror)]), tmp_path / "mnist.npz")
+    raw["data"]["path"] = str(tmp_path / "mnist.npz")
+    raw["density"].update(subset={"train": 500, "test": 10}, device="cpu", cpu_threads=1)
+    for family in ("vae", "cvae"):
+        raw[family]["training"]["epochs"] = 1
+    listed = parse_params(raw)
+    unlisted = copy.deepcopy(raw)
+    del unlisted["models"]["vae_cb"], unlisted["models"]["cvae_cb"]
+    twins = {model.name: model for model in models(parse_params(unlisted))}
+    assert list(twins) == ["vae", "vae_cb", "cvae", "cvae_cb", "cvae_tuned", "ppca", "gmm"]
+    assert [model.name for model in models(listed)] == list(listed.models)
+
+    split = density_split(listed)
+    for name in ("vae_cb", "cvae_cb"):
+        ours = registry.create(listed, name).fit(split, FitCallbacks())
+        theirs = twins[name].fit(split, FitCallbacks())
+        assert ours.architecture == theirs.architecture and ours.training == theirs.training
+        mine, other = ours.module_.state_dict(), theirs.module_.state_dict()
+        assert list(mine) == list(other) and all(torch.equal(mine[k], other[k]) for k in mine)
+        assert ours.history_[0]["val_elbo"] == theirs.history_[0]["val_elbo"]

@@ -216,10 +216,13 @@ def table1(
         column_title("nats", "score, all test images"): (
             f"mean log-score over all {f'{n_all} ' if n_all else ''}test images (pixel values k/255), "
             "nats per image: the "
-            "single-sample ELBO for the VAE/CVAE (the study's unit; with the Bernoulli decoder not a "
-            "normalised density, so not comparable with the rest), the exact log-likelihood for PPCA "
-            "and the GMM (Gaussian densities over [0, 1]^784). ± is the standard error over images; "
-            "MC ± the Monte Carlo error of the sampled ELBO (from two independent draws per image)"
+            "single-sample ELBO for the VAE/CVAE (the study's unit and comparison; with the Bernoulli "
+            "decoder not a normalised density, so comparable only among the Bernoulli models), the "
+            "exact log-likelihood for PPCA and the GMM (Gaussian densities over [0, 1]^784). A "
+            "continuous-Bernoulli VAE/CVAE's ELBO bounds a normalised density over [0, 1]^784 too, "
+            "but densities at the 256 grey levels k/255 do not rank models: bits/dim does. ± is the "
+            "standard error over images; MC ± the Monte Carlo error of the sampled ELBO (from two "
+            "independent draws per image)"
         ),
         column_title("nats", "score, IWAE images"): (
             f"the same score on the {f'{n_subset} ' if n_subset else ''}test images that the IWAE and "
@@ -234,8 +237,9 @@ def table1(
         column_title("bpd", "dequantised, IWAE images"): (
             "bits per dimension of the 8-bit images under uniform dequantisation (k + u) / 256 with one "
             "fixed noise draw shared by all models; normalised densities only: exact for PPCA/GMM, from "
-            "the IWAE (an upper bound) for a continuous-Bernoulli VAE. A Bernoulli decoder is not a "
-            "density over grey levels: no bits/dim"
+            "the IWAE (an upper bound) for a continuous-Bernoulli VAE/CVAE, which is trained on k/255 "
+            "like the others (not on dequantised images). A Bernoulli decoder is not a density over "
+            "grey levels: no bits/dim"
         ),
         column_title("mse", "posterior sample"): (
             "per-pixel MSE of the decoder mean at one posterior sample (as the study), images in [0, 1]"
@@ -258,6 +262,8 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     groups = (
         "Columns are grouped by unit: **nats/image** (higher is better; the study's unit), "
         "**bits/dim** (lower is better; the one unit in which all normalised densities compare), "
-        "**MSE/pixel** (lower is better) and **k-NN accuracy** (higher is better).\n"
+        "**MSE/pixel** (lower is better) and **k-NN accuracy** (higher is better). Normalised "
+        "densities: PPCA and the GMM (exact) and the continuous-Bernoulli VAE/CVAE (bounds); the "
+        "Bernoulli ELBOs (the study's comparison) are not, and have no bits/dim.\n"
     )
     return groups + "\n" + markdown_table(table1(rows)) + "\n"

@@ -23,6 +23,7 @@ from pml_ops.config import (
     VaeParams,
     format_validation_error,
     load_yaml,
+    override_architecture,
 )
 from pml_ops.density.gmm import GMM
 from pml_ops.density.interface import DensityModel
@@ -105,12 +106,17 @@ def load_tuned(
 
 
 def vae_params(params: Params, name: str) -> VaeParams | CvaeParams:
-    """A VAE-family model's architecture and training, tuned where its entry says so."""
+    """A VAE-family model's architecture and training: tuned where its entry says so, then with
+    the entry's own `architecture` keys (e.g. `decoder: continuous_bernoulli`) replaced."""
     found = entry(params, name)
-    base: VaeParams | CvaeParams = getattr(params, found.family)
-    if not found.tuned:
-        return base
-    return load_tuned(found.file, found.section, base)
+    section: VaeParams | CvaeParams = getattr(params, found.family)
+    if found.tuned:
+        section = load_tuned(found.file, found.section, section)
+    if found.architecture is None:
+        return section
+    # config.py checked the keys against the family's architecture class, which a tuned one shares
+    arch = override_architecture(section.architecture, found.architecture, f"models.{name}.architecture")
+    return section.model_copy(update={"architecture": arch})
 
 
 def _device(params: Params) -> Any:
@@ -175,6 +181,8 @@ def check_buildable(params: Params, name: str) -> None:
     import torch
 
     key = f"{found.file}: {found.section}.architecture"
+    if found.architecture is not None:
+        key += f" with models.{name}.architecture"
     section = vae_params(params, name)
     try:
         module = VaeModel(
