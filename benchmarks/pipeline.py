@@ -17,6 +17,7 @@ on 2 cores today; `--profile smoke` (profiles/smoke.yaml) runs every stage in a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -138,7 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a params override (YAML value)"
     )
     parser.add_argument("--interval", type=float, default=0.5, help="sampling period in seconds")
-    parser.add_argument("--workdir", help="where to clone (default: a temporary directory, removed after)")
+    parser.add_argument(
+        "--workdir",
+        help="clone into this new directory and keep it (default: a temporary one, removed after)",
+    )
     parser.add_argument("--out", default="benchmarks/pipeline.json")
     parser.add_argument("--markdown", default="benchmarks/pipeline.md")
     args = parser.parse_args(argv)
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PML_OPS_PROGRESS"] = "0"
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with contextlib.nullcontext(args.workdir) if args.workdir else tempfile.TemporaryDirectory() as tmp:
         clone = fresh_clone(Path(tmp) / "clone", params)
         stages, total = run_pipeline(clone, env, args.interval)
     result = {
