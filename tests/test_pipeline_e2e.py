@@ -41,13 +41,15 @@ def test_report_renders_with_every_figure_and_one_row_per_model(pipeline_run, tm
     # GP: densities, trace, log-log scatter, predictive, x*; BO: 2 snapshots + best so far.
     vaes = {name: 3 for name in ("vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb")}
     assert per_folder == {"gp": 5, "bayesopt": 3, **vaes, "ppca": 3, "gmm": 1}
-    assert html.count("<img ") == len(figures)
+    # ... and each tuning study's Pareto front (tuning/<model>/figures/pareto_front.png)
+    pareto = sorted((clone / "tuning").glob("*/figures/pareto_front.png"))
+    assert html.count("<img ") == len(figures) + len(pareto)
 
     probed = tmp_path / "probed.html"
     probed.write_text(html.replace("</body>", PROBE + "</body>"))
     dom = chromium(probed, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom").stdout
     images = re.findall(r"<img [^>]*>", dom)
-    assert len(images) == len(figures)
+    assert len(images) == len(figures) + len(pareto)
     assert all('data-loaded="true"' in img for img in images), [i[-120:] for i in images if "true" not in i]
 
     density = dom.split("Test-set comparison")[1].split("</table>")[0]

@@ -55,5 +55,6 @@ def test_cvae_tuned_trains_from_the_best_params_file(temp_clone, stage_env):
     trained = json.loads((temp_clone / "metrics" / "train" / "cvae_tuned.json").read_text())
     evaluated = json.loads((temp_clone / "metrics" / "evaluate" / "cvae_tuned.json").read_text())
     assert trained["epochs"] == 1 and trained["train_images"] == 285
-    assert evaluated["model"] == "cvae_tuned" and evaluated["test_score"] < 0
+    info = json.loads((temp_clone / "metrics" / "evaluate" / "cvae_tuned_info.json").read_text())
+    assert info["model"] == "cvae_tuned" and evaluated["test_score"] < 0
     assert (temp_clone / "figures" / "cvae_tuned" / "latent.png").is_file()
