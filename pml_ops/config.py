@@ -420,6 +420,13 @@ class VaeStudyParams(Section):
     space: VaeSpace
 
 
+def _refuse_key(data: Any, key: str, message: str) -> Any:
+    """A validator's input unchanged, or ValueError(message) when it holds a removed `key`."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(message)
+    return data
+
+
 class TrialTrainingParams(Section):
     """How each trial trains: on `train_size` training images, scored on `validation_size`
     other training images (never the test set)."""
@@ -438,12 +445,12 @@ class TrialTrainingParams(Section):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "max_epoch_time_ratio" in data:
-            raise ValueError(
-                "max_epoch_time_ratio was replaced by max_cost_ratio: the cost budget is now in "
-                "training FLOPs per image (counted, not timed) relative to the model's own architecture"
-            )
-        return data
+        return _refuse_key(
+            data,
+            "max_epoch_time_ratio",
+            "max_epoch_time_ratio was replaced by max_cost_ratio: the cost budget is now in "
+            "training FLOPs per image (counted, not timed) relative to the model's own architecture",
+        )
 
     @model_validator(mode="after")
     def _train_cap(self) -> TrialTrainingParams:
@@ -492,13 +499,13 @@ class TuningParams(Section):
     @model_validator(mode="before")
     @classmethod
     def _no_pruner(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "pruner" in data:
-            raise ValueError(
-                "tuning.pruner was removed: the study is multi-objective (validation ELBO and cost) and "
-                "Optuna prunes only single-objective studies; delete the key (tuning.trial.max_seconds "
-                "and max_train_cost_ratio still stop trials)"
-            )
-        return data
+        return _refuse_key(
+            data,
+            "pruner",
+            "tuning.pruner was removed: the study is multi-objective (validation ELBO and cost) and "
+            "Optuna prunes only single-objective studies; delete the key (tuning.trial.max_seconds "
+            "and max_train_cost_ratio still stop trials)",
+        )
 
 
 class ModelEntry(Section):
