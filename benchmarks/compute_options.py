@@ -43,6 +43,7 @@ from pml_ops.density.architectures import build_model
 from pml_ops.density.data import image_tensor
 from pml_ops.density.vae import VAE
 from pml_ops.density.vae_model import VaeModel
+from pml_ops.io import write_json
 
 Context = Callable[[], contextlib.AbstractContextManager]
 ADAM = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -290,8 +291,7 @@ def main() -> None:
     report["load_average_1min_end"] = os.getloadavg()[0]
     print(json.dumps(report, indent=2))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from pml_ops.density.architectures import build_model
 from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
 from pml_ops.density.training import train_vae
 from pml_ops.density.vae_model import VaeModel
+from pml_ops.io import write_json
 
 
 class PerItemMnist(Dataset):
@@ -187,8 +188,7 @@ def main() -> None:
         print(f"{name}: {json.dumps({key: v for key, v in report[name].items() if key != 'rounds'})}")
     print(json.dumps(report, indent=2))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -23,6 +25,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import fault_params
+
+T = TypeVar("T")
 
 STAGE = [sys.executable, "-m", "tests.faults.fault_helpers", "stage"]
 
@@ -105,12 +109,8 @@ def test_stage_dies_with_a_killed_dvc_and_writes_nothing_after(tmp_path, through
     )
     try:
         pid, run_id = _started(dvc)
-        dvc.kill()
-        dvc.wait()
-        deadline = time.monotonic() + 20
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(pid), "the stage outlived the DVC that started it"  # so it writes no more
+        still_alive = _kill_then_poll(dvc, lambda: _alive(pid), seconds=20)
+        assert not still_alive, "the stage outlived the DVC that started it"  # so it writes no more
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
@@ -118,6 +118,16 @@ def test_stage_dies_with_a_killed_dvc_and_writes_nothing_after(tmp_path, through
     tracking = yaml.safe_load(params_file.read_text())["tracking"]["uri"]
     run = MlflowClient(tracking).get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["pml_ops.stopped_by"] == "SIGTERM"
+
+
+def _kill_then_poll(process: subprocess.Popen, leftover: Callable[[], T], seconds: float) -> T:
+    """SIGKILL `process`, reap it, then poll `leftover()` until it is falsy or `seconds` pass."""
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + seconds
+    while leftover() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return leftover()
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -156,12 +166,7 @@ def test_real_dvc_killed_mid_stage_takes_the_stage_with_it(temp_clone, stage_env
             while mirror.bytes_sent < 256 * 1024 and time.monotonic() < deadline and dvc.poll() is None:
                 time.sleep(0.05)
             assert mirror.bytes_sent >= 256 * 1024, "the stage never started downloading"
-            dvc.kill()
-            dvc.wait()
-            deadline = time.monotonic() + 20
-            while _group_members(dvc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            survivors = _group_members(dvc.pid)
+            survivors = _kill_then_poll(dvc, lambda: _group_members(dvc.pid), seconds=20)
             sent = mirror.bytes_sent
             time.sleep(2)
             assert mirror.bytes_sent == sent, "something is still downloading"
@@ -233,12 +238,7 @@ def test_chain_workers_die_with_a_sigkilled_sampler():
             time.sleep(0.05)
         workers = [pid for pid in _group_members(sampler.pid) if pid != sampler.pid]
         assert len(workers) == 2, "the two chain workers never started"
-        sampler.kill()
-        sampler.wait()
-        deadline = time.monotonic() + 5
-        while _group_members(sampler.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        survivors = _group_members(sampler.pid)
+        survivors = _kill_then_poll(sampler, lambda: _group_members(sampler.pid), seconds=5)
     finally:
         for pid in _group_members(sampler.pid):
             os.kill(pid, signal.SIGKILL)
