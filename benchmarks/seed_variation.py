@@ -126,8 +126,8 @@ def markdown(summary: dict, settings: dict) -> str:
             "",
             "Differences between models against the seed spread (exceeds: |difference| > 2 x its "
             "standard error over seeds). Scores in nats are compared only between models with the "
-            "same observation model (the Bernoulli ELBOs among themselves) or between normalised "
-            "densities:",
+            "same observation model (the Bernoulli ELBOs among themselves); normalised densities "
+            "compare in bits/dim:",
             "",
             *pairs,
             END,

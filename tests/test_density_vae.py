@@ -183,10 +183,18 @@ def _stop_after_epoch(n: int):
     return callback
 
 
-@pytest.mark.parametrize("arch", [SMALL_MLP, ConvVaeArchitecture(**{**STUDY_CONV, "channels": [4, 8]})])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, arch):
+@pytest.mark.parametrize(
+    ("arch", "dequantise"),
+    [
+        (SMALL_MLP, False),
+        (ConvVaeArchitecture(**{**STUDY_CONV, "channels": [4, 8]}), False),
+        (SMALL_MLP.model_copy(update={"decoder": "continuous_bernoulli"}), True),
+    ],
+    ids=["mlp", "conv", "mlp-dequantised"],
+)
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, arch, dequantise):
     data, val = _images(48), _images(8, 1)
-    reference = train_vae(build_model(arch, 0), data, val, TINY, seed=7).model
+    reference = train_vae(build_model(arch, 0), data, val, TINY, seed=7, dequantise=dequantise).model
     checkpoint = tmp_path / "ckpt.pt"
     with pytest.raises(_Interrupt):
         train_vae(
@@ -197,14 +205,47 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, arch):
             seed=7,
             checkpoint=checkpoint,
             on_epoch=_stop_after_epoch(1),
+            dequantise=dequantise,
         )
-    resumed = train_vae(build_model(arch, 0), data, val, TINY, seed=7, checkpoint=checkpoint)
+    resumed = train_vae(
+        build_model(arch, 0), data, val, TINY, seed=7, checkpoint=checkpoint, dequantise=dequantise
+    )
     assert resumed.resumed_from_epoch == 1 and [s.epoch for s in resumed.history] == [1, 2, 3]
     for p, q in zip(reference.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(p, q)
     # A checkpoint of another configuration is not resumed.
     other = train_vae(build_model(arch, 0), data, val, TINY, seed=8, checkpoint=checkpoint)
     assert other.resumed_from_epoch == 0
+
+
+def test_dequantised_training_sees_fresh_off_grid_batches(monkeypatch):
+    """With `dequantise`, every batch is (k + u) / 256 with new noise each epoch and the validation
+    images one fixed dequantisation; without it the model sees the grey levels k/255 unchanged."""
+    grey = torch.randint(0, 256, (16, 1, 28, 28), generator=torch.Generator().manual_seed(0)) / 255.0
+    seen: list[torch.Tensor] = []
+    model = build_model(SMALL_MLP.model_copy(update={"decoder": "continuous_bernoulli"}), 0)
+    elbo = model.elbo
+
+    def recording_elbo(x, generator=None):
+        seen.append(x.detach().clone())
+        return elbo(x, generator)
+
+    monkeypatch.setattr(model, "elbo", recording_elbo)
+    training = TrainingParams(epochs=2, batch_size=16, lr=1e-3)
+    history = train_vae(model, grey, grey[:4], training, seed=0, dequantise=True).history
+    k = torch.round(grey * 255).flatten(1)
+    for batch in (seen[0], seen[2]):  # the training batches of epochs 1 and 2 (one each, shuffled)
+        cells = torch.floor(batch * 256).flatten(1)
+        assert (cells[:, None] == k[None]).all(-1).any(1).all()  # each image within its grey cells
+        assert not torch.isin(batch, grey).any()
+    assert not torch.equal(seen[0].flatten().sort().values, seen[2].flatten().sort().values)  # fresh noise
+    validation = seen[1]  # one fixed dequantisation, the same each epoch
+    assert torch.equal(validation, seen[3]) and torch.equal(torch.floor(validation * 256).flatten(1), k[:4])
+    assert all(np.isfinite(s.val_elbo) for s in history)
+
+    seen.clear()
+    train_vae(model, grey, grey[:4], training, seed=0)
+    assert torch.equal(seen[1], grey[:4]) and torch.isin(seen[0], grey).all()
 
 
 def test_a_lost_stop_ends_training_after_the_epoch_and_its_checkpoint(tmp_path, monkeypatch):

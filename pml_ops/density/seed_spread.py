@@ -38,11 +38,9 @@ def summarise(runs: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 
 
 def comparable(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Scores in nats compare only within one observation model or between normalised densities;
-    bits/dim, MSE and accuracy compare across all models that have them."""
-    if key not in NATS:
-        return True
-    return a["observation"] == b["observation"] or (a["normalised"] and b["normalised"])
+    """Scores in nats (taken at the grey levels k/255) compare only within one observation model;
+    normalised densities compare across models in bits/dim, and MSE and accuracy across all."""
+    return key not in NATS or a["observation"] == b["observation"]
 
 
 def comparisons(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

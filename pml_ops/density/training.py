@@ -4,7 +4,8 @@ Reproducibility: weights come from `build_model(arch, seed)`; shuffling uses its
 generator and the reparameterisation noise its own device generator, both seeded from `seed` and
 saved (as tensors) in the checkpoint with the model and optimiser state. A run interrupted after
 any epoch and resumed from its checkpoint therefore ends with the same weights as an
-uninterrupted run.
+uninterrupted run. With `dequantise`, each batch is dequantised afresh, (k + u) / 256 from a third
+seeded generator, also saved, and the validation ELBO is taken on one fixed dequantisation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from pml_ops.config import TrainingParams
+from pml_ops.density.units import dequantise_unit_images
 from pml_ops.density.vae import VAE
 from pml_ops.errors import CheckpointError, NonFiniteLossError
 from pml_ops.io import atomic_path
@@ -91,13 +93,16 @@ def train_vae(
     on_epoch: EpochCallback | None = None,
     label: str = "train",
     eval_batch: int = EVAL_BATCH,
+    dequantise: bool = False,
 ) -> TrainResult:
     """Adam (fused when `training.fused_adam`) on the negative mean ELBO for `training.epochs` epochs.
 
     `on_epoch` is called after every epoch (after its checkpoint is written) with that epoch's
     `EpochStats`; it may raise (e.g. optuna.TrialPruned) to stop training. With `checkpoint`, an
     existing checkpoint whose `fingerprint` matches is resumed. The validation ELBO runs
-    `eval_batch` images per pass. A NaN or infinite loss raises
+    `eval_batch` images per pass. With `dequantise` (a density over [0, 1], e.g. the continuous
+    Bernoulli: fitted to grid points k/255 its likelihood grows without bound) the model trains
+    on freshly dequantised batches and is validated on dequantised images. A NaN or infinite loss raises
     `NonFiniteLossError` naming the epoch and batch.
     """
     device = train_images.device
@@ -106,7 +111,10 @@ def train_vae(
     optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, fused=training.fused_adam)
     shuffle_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    key = f"{fingerprint}|{training!r}|seed={seed}|n={len(train_images)}"
+    dequantise_gen = torch.Generator(device=device).manual_seed(seed + 3)
+    if dequantise:
+        val_images = dequantise_unit_images(val_images, torch.Generator(device=device).manual_seed(seed + 4))
+    key = f"{fingerprint}|{training!r}|seed={seed}|n={len(train_images)}|dequantise={dequantise}"
     result = TrainResult(model)
 
     state = _load_checkpoint(checkpoint, key) if checkpoint is not None else None
@@ -115,6 +123,7 @@ def train_vae(
         optimizer.load_state_dict(state["optimizer"])
         shuffle_gen.set_state(state["shuffle_rng"])
         noise_gen.set_state(state["noise_rng"].to(noise_gen.get_state().device))
+        dequantise_gen.set_state(state["dequantise_rng"].to(dequantise_gen.get_state().device))
         result.history = [EpochStats(**stats) for stats in state["history"]]
         result.resumed_from_epoch = len(result.history)
 
@@ -126,6 +135,8 @@ def train_vae(
         batches = range(0, n, training.batch_size)
         for batch, first in enumerate(progress(batches, desc=f"{label} epoch {epoch}", leave=False), 1):
             x = train_images[order[first : first + training.batch_size]]
+            if dequantise:
+                x = dequantise_unit_images(x, dequantise_gen)
             elbo = model.elbo(x, noise_gen)
             loss = -elbo.mean()
             if not torch.isfinite(loss):
@@ -152,6 +163,7 @@ def train_vae(
                     "optimizer": optimizer.state_dict(),
                     "shuffle_rng": shuffle_gen.get_state(),
                     "noise_rng": noise_gen.get_state(),
+                    "dequantise_rng": dequantise_gen.get_state(),
                     "history": [asdict(s) for s in result.history],
                 },
             )

@@ -33,6 +33,15 @@ def dequantise(images: np.ndarray, seed: int) -> np.ndarray:
     return (k + u) / GREY_LEVELS
 
 
+def dequantise_unit_images(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Float images k/255 (any shape) -> (k + u) / 256, u ~ U(0, 1) from `generator`: fresh
+    dequantisation noise on the device, for training a density over [0, 1] on 8-bit images."""
+    import torch
+
+    u = torch.rand(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    return (torch.round(images * (GREY_LEVELS - 1)) + u) / GREY_LEVELS
+
+
 def bits_per_dim(log_density_unit: np.ndarray, dims: int) -> np.ndarray:
     """Bits per dimension on the grey-level scale [0, 256)^D, from log-densities in nats on the
     model's [0, 1]^D scale (y = v / 256: log p_V = log p_Y - D log 256)."""

@@ -83,6 +83,7 @@ class VaeModel:
             on_epoch=callbacks.on_epoch,
             label=self.name,
             eval_batch=self._rows(module, encoder=True, decoder=True),
+            dequantise=self.normalised,  # a density over [0, 1] fits dequantised images, not k/255
         )
         if callbacks.checkpoint is not None:  # only an interrupted run leaves one: never resume a
             callbacks.checkpoint.unlink()  # finished, older run
