@@ -8,7 +8,7 @@ a hash of the trained weights, so two versions of the code can be checked to giv
 settings (2,000 training and 500 test images, 2 epochs, IWAE K = 20, GMM max_iter 20), prepares
 MNIST from $PML_OPS_MNIST_MIRROR and runs `python -m pipelines.train_density` and
 `evaluate_density` for each model with DIR first on PYTHONPATH. `compare` requires every number
-to be identical except wall times and throughputs.
+to be identical except wall times, throughputs and peak memory.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import numpy as np
 import yaml
 
 MODELS = ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]
-TIMINGS = {"wall_time_s", "images_per_second", "seconds"}
+# measurements of the run, not results: they differ between any two runs of the same code
+MEASUREMENTS = {"wall_time_s", "images_per_second", "seconds", "peak_rss_mib"}
 ARTIFACT_META = {"meta", "covariance_type"}  # .npz entries that are not weights (header, GMM kind)
 
 
@@ -88,11 +89,11 @@ def run(code: Path, out: Path, models: list[str]) -> None:
     print(f"wrote {out} (scratch project {work})")
 
 
-def strip_timings(value):
+def strip_measurements(value):
     if isinstance(value, dict):
-        return {k: strip_timings(v) for k, v in value.items() if k not in TIMINGS}
+        return {k: strip_measurements(v) for k, v in value.items() if k not in MEASUREMENTS}
     if isinstance(value, list):
-        return [strip_timings(v) for v in value]
+        return [strip_measurements(v) for v in value]
     return value
 
 
@@ -128,7 +129,7 @@ def main() -> None:
     if args.command == "run":
         run(args.code, args.out, args.models)
         return
-    old, new = (strip_timings(json.loads(p.read_text())) for p in (args.old, args.new))
+    old, new = (strip_measurements(json.loads(p.read_text())) for p in (args.old, args.new))
     found = differences(old, new)
     print("\n".join(found) if found else f"identical: {len(old)} models, every number and weight hash")
     sys.exit(1 if found else 0)
