@@ -68,6 +68,12 @@ def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tm
     assert [(row["metric"], row["better"]) for row in exceeding_table.rows] == [
         ("score, all test images (nats/image)", "vae")
     ]
+    assert "reduced settings: 100 training images, 1 epochs" in spread.caption
+    study = {**settings, "kind": "the study's, params.yaml", "epochs": {"vae": 25, "cvae": 25}}
+    path.write_text(json.dumps({"settings": study, "summary": summarise(runs)}))
+    assert "(the study's, params.yaml: 100 training images, VAE 25, CVAE 25 epochs" in (
+        seed_variation_tables(path)[0].caption
+    )
 
 
 def test_combine_summarises_per_seed_files_and_refuses_mixed_settings(tmp_path):

@@ -103,11 +103,15 @@ def seed_variation_tables(path: Path) -> list[Table]:
         return []
     results = read_json(path)
     summary, settings = results["summary"], results["settings"]
+    epochs = settings["epochs"]  # one number, or one per family ({"vae": 2, "cvae": 2})
+    if isinstance(epochs, dict):
+        epochs = ", ".join(f"{family.upper()} {n}" for family, n in epochs.items())
+    kind = settings.get("kind", "reduced settings")
     spread = Table(
-        caption=f"Table 1 over seeds {settings['seeds']}, mean ± sd (reduced settings: "
-        f"{settings['train_images']} training images, {settings['epochs']} epochs, test images: "
-        f"{settings['test_images']}, IWAE K = "
-        f"{settings['iwae_samples']} on {settings['iwae_images']} images; not the study's)",
+        caption=f"Table 1 over seeds {settings['seeds']}, mean ± sd ({kind}: "
+        f"{settings['train_images']} training images, {epochs} epochs, test images: "
+        f"{settings['test_images']}, IWAE K = {settings['iwae_samples']} on "
+        f"{settings['iwae_images']} images)",
         columns=["model", *(label for label, _ in METRICS.values())],
         rows=[
             {
