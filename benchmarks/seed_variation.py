@@ -41,6 +41,13 @@ from pml_ops.density.vae_model import VaeModel
 from pml_ops.io import write_json
 
 START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
+STUDY_START, STUDY_END = "<!-- seed-variation-study:start -->", "<!-- seed-variation-study:end -->"
+STUDY_KIND = "the study's, params.yaml"
+
+
+def markers(settings: dict) -> tuple[str, str]:
+    """The reduced-settings and study-settings tables each keep their own section of the doc."""
+    return (STUDY_START, STUDY_END) if settings.get("kind") == STUDY_KIND else (START, END)
 
 
 def settings_params(raw: dict, seed: int, args: argparse.Namespace) -> Any:
@@ -117,9 +124,10 @@ def markdown(summary: dict, settings: dict) -> str:
     pairs = ["| metric | models | difference of means | 2 x se over seeds | seed spread | better |"]
     pairs.append("|---|---|---:|---:|---|---|")
     pairs += exceeding(summary)
+    start, end = markers(settings)
     return "\n".join(
         [
-            START,
+            start,
             f"Settings ({settings['kind']}): {json.dumps(settings)}. Mean ± sd over the seeds.",
             "",
             *rows,
@@ -130,16 +138,18 @@ def markdown(summary: dict, settings: dict) -> str:
             "compare in bits/dim:",
             "",
             *pairs,
-            END,
+            end,
         ]
     )
 
 
 def write_results_section(doc: Path, section: str) -> None:
+    """Replace the section between the markers that `section` starts and ends with."""
+    start, end = section.split("\n", 1)[0], section.rsplit("\n", 1)[-1]
     text = doc.read_text()
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n## Seed variation of Table 1 (benchmark)\n\n" + section + "\n"
     doc.write_text(text)
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
     first = settings_params(raw, args.seeds[0], args)
     settings = {
-        "kind": "the study's, params.yaml" if args.study_settings else "reduced, not the study's",
+        "kind": STUDY_KIND if args.study_settings else "reduced, not the study's",
         "seeds": args.seeds,
         "train_images": first.density.subset.train or "all",
         "epochs": {

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.seed_variation import END, START, exceeding, models, write_results_section
+from benchmarks.seed_variation import (
+    END,
+    START,
+    STUDY_END,
+    STUDY_KIND,
+    STUDY_START,
+    exceeding,
+    markdown,
+    models,
+    write_results_section,
+)
 from pml_ops.density.seed_spread import summarise
 from tests.conftest import REPO_ROOT
 
@@ -41,6 +51,17 @@ def test_summary_and_which_differences_exceed_the_seed_spread(tmp_path):
     doc.write_text(f"# Results\n\nbefore\n\n{START}\nold\n{END}\n\nafter\n")
     write_results_section(doc, f"{START}\nnew\n{END}")
     assert doc.read_text() == f"# Results\n\nbefore\n\n{START}\nnew\n{END}\n\nafter\n"
+
+
+def test_study_settings_table_keeps_its_own_section_beside_the_reduced_one(tmp_path):
+    runs = {seed: {"vae": run(-140 + d, 0.8, BERNOULLI)} for seed, d in enumerate([-1.0, 0.0, 1.0])}
+    doc = tmp_path / "results.md"
+    doc.write_text(f"{START}\nreduced\n{END}\n\n{STUDY_START}\nold study\n{STUDY_END}\n")
+    write_results_section(doc, markdown(summarise(runs), {"kind": STUDY_KIND, "seeds": [0, 1, 2]}))
+    text = doc.read_text()
+    assert f"{START}\nreduced\n{END}" in text and "old study" not in text
+    study = text.split(STUDY_START, 1)[1].split(STUDY_END, 1)[0]
+    assert "| vae | -140 ± 1 |" in study and "the study's, params.yaml" in study
 
 
 def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tmp_path):
