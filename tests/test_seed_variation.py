@@ -90,6 +90,9 @@ def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tm
         ("score, all test images (nats/image)", "vae")
     ]
     assert "reduced settings: 100 training images, 1 epochs" in spread.caption
+    # Table 1's order and names (the results file sorts its keys)
+    reordered, _ = seed_variation_tables(path, ["cvae", "vae"])
+    assert [row["model"] for row in reordered.rows] == ["CVAE", "VAE"]
     study = {**settings, "kind": "the study's, params.yaml", "epochs": {"vae": 25, "cvae": 25}}
     path.write_text(json.dumps({"settings": study, "summary": summarise(runs)}))
     assert "(the study's, params.yaml: 100 training images, VAE 25, CVAE 25 epochs" in (

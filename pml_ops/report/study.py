@@ -90,19 +90,22 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
         "scored in bits/dim on the dequantised test images (k + u)/256 by their IWAE, so an upper "
         "bound; the study's comparison stays the Bernoulli ELBOs."
     )
-    tables = [table, *seed_variation_tables(root / params.report.seed_variation)]
+    tables = [table, *seed_variation_tables(root / params.report.seed_variation, models)]
     return Section(title=f"Density models on {data.title}", text=text, tables=tables, figures=figures), times
 
 
-def seed_variation_tables(path: Path) -> list[Table]:
+def seed_variation_tables(path: Path, order: list[str] | None = None) -> list[Table]:
     """Table 1 over seeds and the differences between models that exceed the seed spread, from
-    benchmarks/seed_variation.py's results (none when it has not been run)."""
+    benchmarks/seed_variation.py's results (none when it has not been run). Rows follow `order`
+    (Table 1's models), then any other model the results hold."""
     from pml_ops.density.seed_spread import METRICS, comparisons
 
     if not path.is_file():
         return []
     results = read_json(path)
     summary, settings = results["summary"], results["settings"]
+    ranked = [name for name in order or [] if name in summary]
+    summary = {name: summary[name] for name in ranked + [n for n in summary if n not in ranked]}
     epochs = settings["epochs"]  # one number, or one per family ({"vae": 2, "cvae": 2})
     if isinstance(epochs, dict):
         epochs = ", ".join(f"{family.upper()} {n}" for family, n in epochs.items())
@@ -115,7 +118,7 @@ def seed_variation_tables(path: Path) -> list[Table]:
         columns=["model", *(label for label, _ in METRICS.values())],
         rows=[
             {
-                "model": name,
+                "model": display_name(name),
                 **{
                     label: f"{s[key]['mean']:.4g} ± {s[key]['sd']:.2g}" if key in s else None
                     for key, (label, _) in METRICS.items()
