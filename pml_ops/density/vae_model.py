@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pml_ops.density.data import DensitySplit
     from pml_ops.density.vae import VAE
 
-DEFAULT_MEMORY_BUDGET_MIB = 256.0
+DEFAULT_MEMORY_BUDGET_MIB = 64.0
 Architecture = MlpVaeArchitecture | ConvVaeArchitecture
 ARCHITECTURES: dict[str, type[Architecture]] = {"vae": MlpVaeArchitecture, "cvae": ConvVaeArchitecture}
 
