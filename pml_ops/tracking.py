@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import filelock
 import yaml
 
-from pml_ops.config import TrackingParams
+from pml_ops.config import YAML_LOADER, TrackingParams
 from pml_ops.errors import TrackingError
 
 URI_ENV = "MLFLOW_TRACKING_URI"
@@ -239,7 +239,7 @@ def dvc_output_md5(output: str, project_dir: Path | None = None) -> str:
     """The md5 DVC recorded in dvc.lock for `output` (the data version), or 'unknown'."""
     lock = (Path.cwd() if project_dir is None else project_dir) / "dvc.lock"
     try:
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+        stages = (yaml.load(lock.read_text(), Loader=YAML_LOADER) or {}).get("stages", {})
     except (OSError, yaml.YAMLError):
         return "unknown"
     for stage in stages.values():
