@@ -9,9 +9,10 @@ WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 install:
 	VENV=$(VENV) bash scripts/install.sh
 
-## Run the whole pipeline (dvc repro) on the defaults in params.yaml.
+## Run the whole pipeline on the defaults in params.yaml: `dvc repro`'s stages, independent ones side
+## by side on a core each (pml-ops repro; README: The pipeline). `dvc repro` runs them one at a time.
 run: install
-	$(WITH_VENV) $(BIN)/dvc repro
+	$(WITH_VENV) $(BIN)/pml-ops repro
 
 ## Run the whole test suite.
 test: install

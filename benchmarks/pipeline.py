@@ -2,7 +2,8 @@
 of the stage's whole process tree, peak thread count, and the load average around it.
 
     python -m benchmarks.pipeline [--profile smoke | --profile path.yaml] [--set key=value ...]
-                                  [--out benchmarks/pipeline.json] [--markdown benchmarks/pipeline.md]
+                                  [--jobs N] [--out benchmarks/pipeline.json]
+                                  [--markdown benchmarks/pipeline.md]
 
 The clone is `git clone` of this repository's HEAD (committed files only) in a temporary
 directory, run with this virtual environment and $PML_OPS_MNIST_MIRROR. One `dvc repro` runs
@@ -10,8 +11,13 @@ every stage; a stage's wall time runs from DVC's "Running stage" line to the nex
 hashing and lock-file writing after a stage count towards it). psutil samples the stage's
 process tree (DVC's descendants) every --interval seconds: peak RSS is the largest sum of RSS
 over the tree at one sample (a peak shorter than the interval can be missed), threads the
-largest sum of thread counts. The full default run takes about 40 minutes
-on 2 cores today; `--profile smoke` (profiles/smoke.yaml) runs every stage in a couple.
+largest sum of thread counts. `--profile smoke` (profiles/smoke.yaml) runs every stage in a
+couple of minutes.
+
+With `--jobs N` the clone runs `pml-ops repro --jobs N` instead (pml_ops/parallel_repro.py: up to
+N stages at once, each a `dvc repro --single-item` on cores of its own): a stage's wall time then
+runs from its launch to its exit (DVC's start-up and lock waits included), its tree is that DVC
+process's descendants, and the total is the whole run's, not a sum.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from pml_ops.parallel_repro import StageRun
 from pml_ops.profiles import apply_profile, load_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +112,65 @@ def run_pipeline(clone: Path, env: dict[str, str], interval: float) -> tuple[dic
     return stages, end - began
 
 
+def run_pipeline_parallel(
+    clone: Path, env: dict[str, str], interval: float, jobs: int
+) -> tuple[dict[str, dict], float]:
+    """`pml-ops repro --jobs JOBS` in `clone` (in this process, its stages as subprocesses),
+    sampling each running stage's tree every `interval` s."""
+    from pml_ops.parallel_repro import plan, run_parallel
+
+    began = time.perf_counter()
+    stages: dict[str, dict] = {}
+    trees: dict[str, psutil.Process] = {}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def started(run: StageRun) -> None:
+        with lock:
+            trees[run.name] = psutil.Process(run.process.pid)
+            stages[run.name] = {
+                "started_s": run.started - began,
+                "cores": run.cores,
+                "peak_rss_mib": 0.0,
+                "peak_threads": 0,
+                "samples": 0,
+                "load_average_before": os.getloadavg(),
+            }
+
+    def finished(run: StageRun) -> None:
+        with lock:
+            trees.pop(run.name)
+            stages[run.name]["wall_s"] = run.wall_s
+            stages[run.name]["load_average_after"] = os.getloadavg()
+
+    def sample() -> None:
+        while not done.wait(interval):
+            with lock:
+                for name, tree in trees.items():
+                    rss, threads = sample_stage_tree(tree)
+                    row = stages[name]
+                    row["peak_rss_mib"] = max(row["peak_rss_mib"], rss / 2**20)
+                    row["peak_threads"] = max(row["peak_threads"], threads)
+                    row["samples"] += 1
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    previous = Path.cwd()
+    saved_env = dict(os.environ)
+    try:
+        os.chdir(clone)
+        os.environ.clear()
+        os.environ.update(env)
+        run_parallel(clone, plan(clone, ["dvc.yaml"]), jobs, on_start=started, on_finish=finished)
+    finally:
+        os.chdir(previous)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        done.set()
+        sampler.join()
+    return stages, time.perf_counter() - began
+
+
 def _finish(row: dict, now_s: float) -> None:
     row["wall_s"] = now_s - row.pop("_start")
     row["load_average_after"] = os.getloadavg()
@@ -118,17 +184,24 @@ def fresh_clone(destination: Path, params: dict | None) -> Path:
 
 
 def markdown_table(stages: dict[str, dict], total_s: float) -> str:
+    """One row per stage; with stages side by side (a `cores` entry) also when each started and
+    on which cores, and the total is the whole run's wall time, not a sum."""
+    side_by_side = any("cores" in row for row in stages.values())
+    extra = " started (s) | cores |" if side_by_side else ""
     lines = [
-        "| stage | wall (s) | peak RSS, tree (MiB) | peak threads | load avg (1 min) before -> after |",
-        "|---|---:|---:|---:|---|",
+        f"| stage | wall (s) |{extra} peak RSS, tree (MiB) | peak threads "
+        "| load avg (1 min) before -> after |",
+        "|---|---:|" + ("---:|---|" if side_by_side else "") + "---:|---:|---|",
     ]
     for name, row in stages.items():
+        cells = f" {row['started_s']:.1f} | {','.join(map(str, row['cores']))} |" if side_by_side else ""
         lines.append(
-            f"| {name} | {row['wall_s']:.1f} | {row['peak_rss_mib']:.0f} | {row['peak_threads']} | "
+            f"| {name} | {row['wall_s']:.1f} |{cells} {row['peak_rss_mib']:.0f} | {row['peak_threads']} | "
             f"{row['load_average_before'][0]:.2f} -> {row['load_average_after'][0]:.2f} |"
         )
     peak = max(row["peak_rss_mib"] for row in stages.values())
-    lines.append(f"| all stages | {total_s:.1f} | {peak:.0f} (max) | | |")
+    label, blank = ("whole run", " | |") if side_by_side else ("all stages", "")
+    lines.append(f"| {label} | {total_s:.1f} |{blank} {peak:.0f} (max) | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a params override (YAML value)"
     )
     parser.add_argument("--interval", type=float, default=0.5, help="sampling period in seconds")
+    parser.add_argument(
+        "--jobs", type=int, help="run `pml-ops repro --jobs N` (stages side by side), not `dvc repro`"
+    )
     parser.add_argument(
         "--workdir",
         help="clone into this new directory and keep it (default: a temporary one, removed after)",
@@ -167,9 +243,13 @@ def main(argv: list[str] | None = None) -> None:
     env["PML_OPS_PROGRESS"] = "0"
     with contextlib.nullcontext(args.workdir) if args.workdir else tempfile.TemporaryDirectory() as tmp:
         clone = fresh_clone(Path(tmp) / "clone", params)
-        stages, total = run_pipeline(clone, env, args.interval)
+        if args.jobs:
+            stages, total = run_pipeline_parallel(clone, env, args.interval, args.jobs)
+        else:
+            stages, total = run_pipeline(clone, env, args.interval)
     result = {
         "overrides": overrides,
+        "command": f"pml-ops repro --jobs {args.jobs}" if args.jobs else "dvc repro",
         "machine": {
             "cpus": psutil.cpu_count(),
             "usable_cpus": len(os.sched_getaffinity(0)),

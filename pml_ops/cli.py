@@ -13,6 +13,7 @@ from typing import Any
 from pml_ops import __version__
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
 from pml_ops.errors import PmlOpsError
+from pml_ops.resources import usable_cpus
 from pml_ops.stage import (
     EXIT_CODES,
     EXIT_USER_ERROR,
@@ -90,6 +91,25 @@ def _tune(args: argparse.Namespace) -> int:
     summary = tune(params, DensityTask(args.model, params), overrides)
     for line in describe(summary, params.tuning.best_params_file):
         print(f"tune: {line}")
+    return 0
+
+
+def _repro(args: argparse.Namespace) -> int:
+    from pml_ops.parallel_repro import DEFAULT_TARGET, plan, run_parallel
+
+    install_stop_handlers()  # SIGTERM stops the running stages as Ctrl-C does
+    root = Path.cwd()
+    stages = plan(root, args.targets or [DEFAULT_TARGET], force=args.force)
+    if not stages.upstream:
+        print("pml-ops repro: every stage is up to date")
+        return 0
+    if args.dry:
+        for name, deps in stages.upstream.items():
+            last = stages.seconds.get(name)
+            took = f"{last:.0f} s last time" if last is not None else "not run before"
+            print(f"{name} ({took}) after: {', '.join(deps) or '-'}")
+        return 0
+    run_parallel(root, stages, args.jobs or usable_cpus(), force=args.force)
     return 0
 
 
@@ -200,6 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded one (by default only a better validation ELBO replaces it)",
     )
     tune.set_defaults(handler=_tune)
+
+    repro = commands.add_parser(
+        "repro",
+        help="`dvc repro` with independent stages side by side, one core each",
+        description="Reproduce the pipeline as `dvc repro TARGETS` does (default: dvc.yaml), but "
+        "with up to --jobs stages at once, each a `dvc repro --single-item` pinned to cores of its "
+        "own, so that `density.cpu_threads: auto` gives each one torch thread per core. Stages "
+        "start once the stages they depend on have finished, the longest chain (by last run's "
+        "wall_time_s) first. dvc.lock and the cache end as after `dvc repro`. If a stage fails, "
+        "the running ones finish, nothing new starts, and the exit status is 2.",
+    )
+    repro.add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: dvc.yaml)")
+    repro.add_argument("-j", "--jobs", type=_positive(int), help="stages at once (default: the usable cores)")
+    repro.add_argument("-f", "--force", action="store_true", help="rerun stages even if unchanged")
+    repro.add_argument("--dry", action="store_true", help="list the stages to run and stop")
+    repro.set_defaults(handler=_repro)
 
     shared = commands.add_parser(
         "remote",
