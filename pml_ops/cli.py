@@ -13,7 +13,7 @@ from typing import Any
 from pml_ops import __version__
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
 from pml_ops.errors import PmlOpsError
-from pml_ops.resources import usable_cpus
+from pml_ops.resources import retain_freed_memory, usable_cpus
 from pml_ops.stage import (
     EXIT_CODES,
     EXIT_USER_ERROR,
@@ -79,6 +79,7 @@ def _tune(args: argparse.Namespace) -> int:
     from pml_ops.tuning.models import DensityTask
 
     install_stop_handlers()  # SIGTERM stops the study as Ctrl-C does
+    retain_freed_memory()  # as in every stage (pml_ops/resources.py)
     params = load_params(args.params)
     overrides = Overrides(
         trials=args.trials,

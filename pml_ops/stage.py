@@ -24,6 +24,7 @@ from typing import Any
 
 from pml_ops.config import DEFAULT_PARAMS_FILE, Params, load_params
 from pml_ops.errors import PmlOpsError
+from pml_ops.resources import retain_freed_memory
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -201,6 +202,7 @@ def run_stage(stage: Callable[[Params], None], params_file: str = DEFAULT_PARAMS
     errors a user can fix or for a stop signal."""
     die_with_parent()
     install_stop_handlers()
+    retain_freed_memory()
     started = time.time()
     params = None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from pml_ops.resources import usable_cpus
-from tests.conftest import VENV_BIN, run
+from tests.conftest import SMOKE_PROFILE, VENV_BIN, run
 
 # Each of `left` and `right` writes a marker, then waits for the other's: run one at a time they
 # would both time out, so passing means they ran at the same time.
@@ -176,3 +177,41 @@ def test_jobs_must_be_positive(tmp_path):
     )
     assert result.returncode == 2
     assert "--jobs" in result.stderr
+
+
+@pytest.mark.e2e
+@needs_two_cores
+def test_the_smoke_pipeline_side_by_side_ends_as_its_dvc_repro_does(pipeline_run, temp_clone, stage_env):
+    """Every stage of the real pipeline through `pml-ops repro --jobs 2`: the same stages in
+    dvc.lock as the session's `dvc repro`, nothing left to run, the same data, one finished
+    MLflow run per stage in the shared SQLite store, each stage on one core while another ran."""
+    from mlflow.tracking import MlflowClient
+
+    from pml_ops import profiles
+
+    session, _, _ = pipeline_run
+    profiles.main(["apply", str(temp_clone / SMOKE_PROFILE), str(temp_clone / "params.yaml")])
+    result = repro(temp_clone, stage_env, "--jobs", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    ours, theirs = (
+        yaml.safe_load((clone / "dvc.lock").read_text())["stages"] for clone in (temp_clone, session)
+    )
+    assert set(ours) == set(theirs)
+    assert ours["prepare"]["outs"] == theirs["prepare"]["outs"]  # same data, same hash
+    status = run(["dvc", "status", "dvc.yaml", "--json"], temp_clone, stage_env)
+    assert json.loads(status.stdout) == {}
+
+    started = dict(re.findall(r"pml-ops repro: (\S+) started on core\(s\) (\S+)", result.stdout))
+    assert set(started) == set(ours)
+    trainings = [name for name in started if name.startswith("train@")]
+    assert trainings and all("," not in started[name] for name in trainings)
+
+    def runs(clone: Path) -> list[tuple[str, str]]:
+        client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("pml-ops")
+        found = client.search_runs([experiment.experiment_id], max_results=500)
+        return sorted((run.info.run_name, run.info.status) for run in found)
+
+    assert runs(temp_clone) == runs(session)
+    assert all(status == "FINISHED" for _, status in runs(temp_clone))

@@ -58,7 +58,7 @@ def test_html_tables_markdown_and_escaping(tmp_path: Path):
     assert "<strong>2-D</strong>" in text and "<li>trained on 60000 images</li>" in text
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert 'id="environment"' in text and 'id="stage-wall-times"' in text
-    assert "<td>total</td>" in text and '<td class="num">64.2</td>' in text
+    assert "<td>sum of the stages</td>" in text and '<td class="num">64.2</td>' in text
 
 
 def test_markdown_twin_links_figures_relative_to_itself(tmp_path: Path):
@@ -75,7 +75,7 @@ def test_markdown_twin_links_figures_relative_to_itself(tmp_path: Path):
     assert "| VAE | -140 | -150 | 0.0100 |" in markdown
     assert "| PPCA | -147 | — | 0.0300 |" in markdown
     assert "- *study ELBO*: the number reported by the original study" in markdown
-    assert "## Stage wall times" in markdown and "| total | 64.2 |" in markdown
+    assert "## Stage wall times" in markdown and "| sum of the stages | 64.2 |" in markdown
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md"]  # no temp files
 

@@ -76,9 +76,13 @@ class Report(_Spec):
             )
         if self.stage_times:
             rows = [{"stage": k, "wall time (s)": v} for k, v in self.stage_times.items()]
-            rows.append({"stage": "total", "wall time (s)": sum(self.stage_times.values())})
+            rows.append({"stage": "sum of the stages", "wall time (s)": sum(self.stage_times.values())})
             table = Table(
-                caption="", columns=["stage", "wall time (s)"], rows=rows, formats={"wall time (s)": ".1f"}
+                caption="Each stage's own wall time (its metrics file); `pml-ops repro` runs independent "
+                "stages side by side, so the run itself can take less than their sum.",
+                columns=["stage", "wall time (s)"],
+                rows=rows,
+                formats={"wall time (s)": ".1f"},
             )
             extra.append(Section(title="Stage wall times", tables=[table]))
         return [*self.sections, *extra]

@@ -37,6 +37,7 @@ import optuna
 
 from pml_ops.config import HeartbeatParams, TrackingParams
 from pml_ops.errors import TrialError, TuningError
+from pml_ops.resources import retain_freed_memory
 from pml_ops.stage import die_with_parent, ignore_stops, install_stop_handlers, note_kept, stop_signal
 from pml_ops.tracking import configure, git_commit
 from pml_ops.tuning.storage import open_storage, redact
@@ -121,6 +122,7 @@ def _worker_main(job: WorkerJob, results: Connection) -> None:
     ("error", message). It dies with the `tune` process that started it."""
     die_with_parent()
     install_stop_handlers()
+    retain_freed_memory()
     try:
         results.send(("done", run_worker(job)))
     except KeyboardInterrupt as error:  # SIGINT or SIGTERM: the trial is already recorded
