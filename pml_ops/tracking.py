@@ -176,6 +176,27 @@ def retry_locked(call: Callable[[], T], what: str, attempts: int = LOCKED_ATTEMP
     raise AssertionError("unreachable")
 
 
+def is_upsert_race(error: BaseException) -> bool:
+    """A unique-key error from a store that inserts a row another process inserted a moment ago
+    (PostgreSQL's and SQLite's wording)."""
+    text = str(error)
+    return "duplicate key value violates unique constraint" in text or "UNIQUE constraint failed" in text
+
+
+def set_shared_tag(client: Any, run_id: str, key: str, value: str, attempts: int = LOCKED_ATTEMPTS) -> None:
+    """`client.set_tag` on a run that other processes tag at the same time (tuning workers on one
+    study's run). MLflow's stores look the tag up and then insert it, so of two workers setting a
+    new tag together one gets a unique-key error; by then the row exists, and the retry updates it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            client.set_tag(run_id, key, value)
+            return
+        except Exception as error:
+            if attempt == attempts or not (is_upsert_race(error) or is_locked_error(error)):
+                raise
+            time.sleep(0.05 * attempt * (0.5 + random.random()))
+
+
 def configure(params: TrackingParams, project_dir: Path | None = None) -> str:
     """Point MLflow at the project's store and experiment; return the experiment id.
 

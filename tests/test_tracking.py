@@ -12,7 +12,14 @@ from mlflow.tracking import MlflowClient
 
 from pml_ops.config import TrackingParams
 from pml_ops.errors import TrackingError
-from pml_ops.tracking import check_server, configure, dvc_output_md5, resolve_uri, tracking_uri
+from pml_ops.tracking import (
+    check_server,
+    configure,
+    dvc_output_md5,
+    resolve_uri,
+    set_shared_tag,
+    tracking_uri,
+)
 
 PARAMS = TrackingParams(uri="sqlite:///mlflow.db", experiment="unit", artifact_root="mlartifacts")
 
@@ -107,3 +114,40 @@ def test_health_answers(status: int, reachable: bool):
                     check_server(uri)
         finally:
             server.shutdown()
+
+
+class _RacingClient:
+    """set_tag fails as the loser of an insert race does, `failures` times, then succeeds."""
+
+    def __init__(self, failures: int, message: str) -> None:
+        self.failures, self.message, self.calls = failures, message, 0
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError(self.message)
+
+
+PG_RACE = (
+    'BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "tag_pk"'
+)
+
+
+def test_a_shared_tag_that_lost_an_insert_race_is_set_on_the_retry():
+    client = _RacingClient(failures=1, message=PG_RACE)
+    set_shared_tag(client, "run", "last_run.workers", "1")
+    assert client.calls == 2
+    sqlite = _RacingClient(failures=1, message="UNIQUE constraint failed: tags.key, tags.run_uuid")
+    set_shared_tag(sqlite, "run", "k", "v")
+    assert sqlite.calls == 2
+
+
+def test_other_set_tag_errors_and_a_race_that_never_ends_are_raised():
+    client = _RacingClient(failures=1, message="RESOURCE_DOES_NOT_EXIST: run 'x' not found")
+    with pytest.raises(RuntimeError, match="not found"):
+        set_shared_tag(client, "x", "k", "v")
+    assert client.calls == 1
+    endless = _RacingClient(failures=10, message=PG_RACE)
+    with pytest.raises(RuntimeError, match="duplicate key"):
+        set_shared_tag(endless, "run", "k", "v", attempts=3)
+    assert endless.calls == 3

@@ -11,6 +11,7 @@ from typing import Any
 
 from pml_ops.config import Params
 from pml_ops.io import write_json
+from pml_ops.tracking import set_shared_tag
 from pml_ops.tuning.figures import draw_figures, pareto_figure
 from pml_ops.tuning.report import CostBudget, cost_summary, promote_best, summarize
 from pml_ops.tuning.storage import resolve_storage
@@ -124,7 +125,7 @@ def log_study(
     each time), counts, the best within the budget, the Pareto front as metrics and a table
     (`pareto_front.json`), the figures and the summary."""
     for key, value in budget.items():
-        client.set_tag(run_id, f"last_run.{key}", str(value))
+        set_shared_tag(client, run_id, f"last_run.{key}", str(value))  # workers share the run
     step = summary["trials"]
     for state, count in summary["states"].items():
         client.log_metric(run_id, f"trials_{state}", count, step=step)
