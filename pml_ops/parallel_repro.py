@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pml_ops.errors import PmlOpsError
 from pml_ops.resources import usable_cpus
@@ -76,10 +77,19 @@ def _last_wall_time(paths: Iterable[Path]) -> float | None:
 def plan(root: Path, targets: list[str], force: bool = False) -> Plan:
     """The stages `dvc repro TARGETS` would consider (targets and everything they depend on,
     frozen stages left out), reduced to those that are changed now or downstream of one (all of
-    them with `force`)."""
+    them with `force`). Raises ReproError, with DVC's reason, where `root` is not a DVC
+    repository or a target names no stage."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    try:
+        return _plan(Repo, root, targets, force)
+    except DvcException as error:
+        raise ReproError(f"cannot plan `dvc repro {' '.join(targets)}` in {root}: {error}") from None
+
+
+def _plan(repo_class: Any, root: Path, targets: list[str], force: bool) -> Plan:
+    with repo_class(str(root)) as repo:
         stages = {}
         for target in targets:
             for stage in repo.stage.collect(target, with_deps=True):

@@ -159,42 +159,47 @@ def is_locked_error(error: BaseException) -> bool:
     return "database is locked" in str(error) or "database table is locked" in str(error)
 
 
-def retry_locked(call: Callable[[], T], what: str, attempts: int = LOCKED_ATTEMPTS) -> T:
-    """Run `call`, retrying briefly while SQLite answers "database is locked" (a write that
-    raced another process's); other errors pass through at once."""
+def is_upsert_race(error: BaseException) -> bool:
+    """A unique-key error from a store that inserts a row another process inserted a moment ago
+    (PostgreSQL's and SQLite's wording), or SQLite's lock on the same kind of race."""
+    text = str(error)
+    return (
+        "duplicate key value violates unique constraint" in text
+        or "UNIQUE constraint failed" in text
+        or is_locked_error(error)
+    )
+
+
+def retry_locked(
+    call: Callable[[], T],
+    what: str,
+    attempts: int = LOCKED_ATTEMPTS,
+    retryable: Callable[[BaseException], bool] = is_locked_error,
+) -> T:
+    """Run `call`, retrying briefly while the store refuses a write that raced another process's
+    (by default SQLite's "database is locked"; `retryable` says which errors are such a race);
+    other errors pass through at once."""
     for attempt in range(1, attempts + 1):
         try:
             return call()
         except Exception as error:
-            if not is_locked_error(error):
+            if not retryable(error):
                 raise
             if attempt == attempts:
                 raise TrackingError(
-                    f"{what}: the store stayed locked through {attempts} attempts ({error})"
+                    f"{what}: the store refused the write through {attempts} attempts ({error})"
                 ) from None
             time.sleep(min(0.2 * 2**attempt, 4.0) * (0.5 + random.random()))
     raise AssertionError("unreachable")
-
-
-def is_upsert_race(error: BaseException) -> bool:
-    """A unique-key error from a store that inserts a row another process inserted a moment ago
-    (PostgreSQL's and SQLite's wording)."""
-    text = str(error)
-    return "duplicate key value violates unique constraint" in text or "UNIQUE constraint failed" in text
 
 
 def set_shared_tag(client: Any, run_id: str, key: str, value: str, attempts: int = LOCKED_ATTEMPTS) -> None:
     """`client.set_tag` on a run that other processes tag at the same time (tuning workers on one
     study's run). MLflow's stores look the tag up and then insert it, so of two workers setting a
     new tag together one gets a unique-key error; by then the row exists, and the retry updates it."""
-    for attempt in range(1, attempts + 1):
-        try:
-            client.set_tag(run_id, key, value)
-            return
-        except Exception as error:
-            if attempt == attempts or not (is_upsert_race(error) or is_locked_error(error)):
-                raise
-            time.sleep(0.05 * attempt * (0.5 + random.random()))
+    retry_locked(
+        lambda: client.set_tag(run_id, key, value), f"tagging run {run_id}", attempts, is_upsert_race
+    )
 
 
 def configure(params: TrackingParams, project_dir: Path | None = None) -> str:

@@ -219,3 +219,16 @@ def test_the_smoke_pipeline_side_by_side_ends_as_its_dvc_repro_does(pipeline_run
 
     assert runs(temp_clone) == runs(session)
     assert all(status == "FINISHED" for _, status in runs(temp_clone))
+
+
+def test_an_unknown_target_or_no_dvc_repository_is_a_one_line_error(tmp_path):
+    repo, env = pipeline(tmp_path, {"only": {"cmd": "echo x > x", "outs": ["x"]}})
+    unknown = repro(repo, env, "no_such_stage")
+    assert unknown.returncode == 2
+    assert "pml-ops: error: cannot plan `dvc repro no_such_stage`" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    outside = repro(bare, env)
+    assert outside.returncode == 2
+    assert "pml-ops: error: cannot plan" in outside.stderr and "Traceback" not in outside.stderr
