@@ -13,7 +13,7 @@ from torch import distributions as D
 
 from pml_ops import stage
 from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture, TrainingParams
-from pml_ops.density.architectures import build_model, conv_sides
+from pml_ops.density.architectures import INFERENCE_CHUNK, build_model, conv_sides
 from pml_ops.density.data import train_validation_split
 from pml_ops.density.training import train_vae
 from pml_ops.errors import ArchitectureError, ConfigError, NonFiniteLossError
@@ -72,21 +72,64 @@ def test_other_working_conv_geometry_builds():
     assert model.decode(torch.zeros(2, 2)).shape == (2, 1, 28, 28)
 
 
-@pytest.mark.parametrize("geometry", [{}, {"kernel_size": 5, "padding": 2, "stride": 1, "output_padding": 0}])
-def test_inference_layout_gives_the_reference_transposed_convolution(geometry):
-    """Under inference mode the decoder runs channels-last; it must match the plain
-    conv_transpose2d (the reference) within float tolerance."""
+def _transposed_convolution_by_definition(x: np.ndarray, layer: torch.nn.ConvTranspose2d) -> np.ndarray:
+    """y[n, o, s*i - p + a, s*j - p + b] += x[n, c, i, j] w[c, o, a, b], in float64."""
+    (k, _), (s, _), (p, _), (op, _) = layer.kernel_size, layer.stride, layer.padding, layer.output_padding
+    w = layer.weight.detach().double().numpy()
+    n, _, side, _ = x.shape
+    full = (side - 1) * s + k + op
+    y = np.zeros((n, layer.out_channels, full, full))
+    for a in range(k):
+        for b in range(k):
+            contribution = np.einsum("ncij,co->noij", x, w[:, :, a, b])
+            y[:, :, a : a + s * (side - 1) + 1 : s, b : b + s * (side - 1) + 1 : s] += contribution
+    out = (side - 1) * s - 2 * p + k + op
+    return y[:, :, p : p + out, p : p + out] + layer.bias.detach().double().numpy()[None, :, None, None]
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        {},
+        {"kernel_size": 5, "padding": 2, "stride": 1, "output_padding": 0},
+        {"channels": [8], "kernel_size": 7, "padding": 3, "hidden": [16]},  # the tuned CVAE's shape
+    ],
+)
+def test_inference_kernels_give_the_transposed_convolution_by_its_definition(geometry):
+    """Under inference mode each transposed convolution runs a faster kernel (channels-last
+    oneDNN, or im2col in chunks for the one-channel last layer); every layer must equal the
+    definition (float64) within float32 tolerance, over more samples than one chunk."""
     model = build_model(ConvVaeArchitecture(**{**STUDY_CONV, **geometry}), seed=0)
-    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
-    h = model.decoder[:-1](z)  # everything before the last transposed convolution
-    last = model.decoder[-1]
-    reference = torch.nn.functional.conv_transpose2d(
-        h, last.weight, last.bias, last.stride, last.padding, last.output_padding
-    )
+    z = torch.randn(INFERENCE_CHUNK + 5, 2, generator=torch.Generator().manual_seed(1))
+    layers = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert layers[-1].out_channels == 1
+    h = z
     with torch.inference_mode():
-        fast = model.decoder(z)
-    torch.testing.assert_close(fast, reference.detach(), rtol=1e-5, atol=1e-5)
+        for module in model.decoder:
+            out = module(h)
+            if isinstance(module, torch.nn.ConvTranspose2d):
+                expected = _transposed_convolution_by_definition(h.double().numpy(), module)
+                np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-5)
+            h = out
     assert model.decoder(z).requires_grad  # training keeps the autograd path
+
+
+@pytest.mark.parametrize("geometry", [{}, {"channels": [8], "kernel_size": 7, "padding": 3}])
+def test_training_kernel_of_the_last_layer_has_the_definitions_output_and_gradients(geometry):
+    """In training the one-channel last layer runs the im2col kernel: its output must equal the
+    definition and its gradients (input, weight, bias) finite differences, in float64."""
+    model = build_model(ConvVaeArchitecture(**{**STUDY_CONV, **geometry}), seed=0)
+    last = model.decoder[-1].double()
+    assert last.out_channels == 1
+    h = torch.randn(3, last.in_channels, 14, 14, dtype=torch.float64, requires_grad=True)
+    expected = _transposed_convolution_by_definition(h.detach().numpy(), last)
+    np.testing.assert_allclose(last(h).detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+    weight, bias = (t.detach().clone().requires_grad_(True) for t in (last.weight, last.bias))
+
+    def layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(last, {"weight": w, "bias": b}, (x,))
+
+    assert torch.autograd.gradcheck(layer, (h, weight, bias))
 
 
 def test_elbo_matches_an_independent_monte_carlo_estimate():

@@ -18,6 +18,7 @@ from pml_ops.errors import ArchitectureError
 
 IMAGE_SIDE = 28
 IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+INFERENCE_CHUNK = 128  # samples per im2col deconvolution call (FastConvTranspose2d)
 
 
 class _GaussianHeads(nn.Module):
@@ -34,16 +35,34 @@ class _GaussianHeads(nn.Module):
         return self.mean(h), self.logvar(h)
 
 
-class ChannelsLastConvTranspose2d(nn.ConvTranspose2d):
-    """`nn.ConvTranspose2d` (same parameters and state dict) that runs on a channels-last copy of
-    its input under `torch.inference_mode()`: oneDNN's channels-last deconvolution is 2-4x faster
-    on the CPU for the study's decoder and gives the same numbers, while in training (batch 128,
-    with backward) it measured slower, so training keeps the default layout (docs/results.md)."""
+class FastConvTranspose2d(nn.ConvTranspose2d):
+    """`nn.ConvTranspose2d` (same parameters and state dict) with the faster CPU kernel for its
+    shape, measured at 1 and 2 threads (docs/results.md, Compute).
+
+    oneDNN's deconvolution is slow when it writes a single channel (the decoder's last layer, in
+    every architecture): there PyTorch's own im2col kernel (`slow_conv_transpose2d`, which has
+    its own backward) is 1.6-2.8x faster for a training batch and 3-4x in inference, where it is
+    fed `INFERENCE_CHUNK` samples at a time so its column buffer stays in cache. Wider layers run
+    oneDNN, on a channels-last copy of the input in inference (1.2-1.9x faster there, slower in
+    training). Every kernel agrees with the default one to float rounding (1e-6).
+    """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if torch.is_inference_mode_enabled():
-            x = x.contiguous(memory_format=torch.channels_last)
-        return super().forward(x, output_size)
+        if x.device.type != "cpu" or x.dim() != 4:
+            return super().forward(x, output_size)
+        inference = torch.is_inference_mode_enabled()
+        if self.out_channels > 1:
+            layout = torch.channels_last if inference else torch.contiguous_format
+            return super().forward(x.contiguous(memory_format=layout), output_size)
+        k, s, p, d = (list(t) for t in (self.kernel_size, self.stride, self.padding, self.dilation))
+        op = self._output_padding(x, output_size, s, p, k, 2, d)
+        deconvolve = torch.ops.aten.slow_conv_transpose2d
+        x = x.contiguous()  # the layer before may be channels-last
+        if not inference:
+            return deconvolve(x, self.weight, k, self.bias, s, p, op, d)
+        return torch.cat(
+            [deconvolve(c, self.weight, k, self.bias, s, p, op, d) for c in x.split(INFERENCE_CHUNK)]
+        )
 
 
 def _mlp(widths: list[int]) -> list[nn.Module]:
@@ -115,7 +134,7 @@ def build_conv_vae(arch: ConvVaeArchitecture) -> VAE:
     deconv: list[nn.Module] = []
     reversed_channels = list(reversed(channels))
     for i, (c_in, c_out) in enumerate(itertools.pairwise(reversed_channels)):
-        deconv.append(ChannelsLastConvTranspose2d(c_in, c_out, k, stride=s, padding=p, output_padding=op))
+        deconv.append(FastConvTranspose2d(c_in, c_out, k, stride=s, padding=p, output_padding=op))
         if i < len(reversed_channels) - 2:
             deconv.append(nn.ReLU())
     decoder = nn.Sequential(
