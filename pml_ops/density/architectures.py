@@ -54,7 +54,8 @@ class FastConvTranspose2d(nn.ConvTranspose2d):
         if self.out_channels > 1:
             layout = torch.channels_last if inference else torch.contiguous_format
             return super().forward(x.contiguous(memory_format=layout), output_size)
-        k, s, p, d = (list(t) for t in (self.kernel_size, self.stride, self.padding, self.dilation))
+        k, s, d = list(self.kernel_size), list(self.stride), list(self.dilation)
+        p = [int(side) for side in self.padding]  # a tuple of ints for every layer built here
         op = self._output_padding(x, output_size, s, p, k, 2, d)
         deconvolve = torch.ops.aten.slow_conv_transpose2d
         x = x.contiguous()  # the layer before may be channels-last
