@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -144,15 +145,44 @@ def die_with_parent() -> None:
         threading.Thread(target=_watch_grandparent, args=(parent, grandparent), daemon=True).start()
 
 
+class _DropStopTracebacks(logging.Filter):
+    """Drops a record that carries a stop (KeyboardInterrupt or `Stopped`) as its exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.exc_info[0] if record.exc_info else None
+        return not (kind is not None and issubclass(kind, KeyboardInterrupt))
+
+
+_DROP_STOP_TRACEBACKS = _DropStopTracebacks()
+
+
+def _quiet_pool_stops() -> None:
+    """SQLAlchemy's connection pool logs "Exception during reset or similar" with the traceback
+    when a stop lands while it resets a connection (MLflow's and Optuna's SQL stores), then lets
+    the stop propagate; a stop is reported in one line. Each pool class logs to its own logger
+    (`sqlalchemy.pool.impl.QueuePool`, ...) and a logger's filter does not see its children's
+    records, so the filter goes on every pool class's logger."""
+    from sqlalchemy import pool
+
+    classes: list[type] = [pool.Pool]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        logger = logging.getLogger(f"{cls.__module__}.{cls.__name__}")
+        if _DROP_STOP_TRACEBACKS not in logger.filters:
+            logger.addFilter(_DROP_STOP_TRACEBACKS)
+
+
 def install_stop_handlers() -> None:
     """SIGTERM raises `Stopped` in the main thread, as SIGINT raises KeyboardInterrupt; both are
-    remembered for `check_stop`, and one raised where Python can only print it (in a `__del__`)
-    is not printed."""
+    remembered for `check_stop`, and one raised where Python can only print it (in a `__del__`,
+    or in SQLAlchemy's pool, which logs it) is not printed."""
     signal.signal(signal.SIGTERM, _on_stop_signal)
     signal.signal(signal.SIGINT, _on_stop_signal)
     if not getattr(sys.unraisablehook, "pml_ops", False):
         sys.unraisablehook = _unraisable(sys.unraisablehook)
         sys.unraisablehook.pml_ops = True  # type: ignore[attr-defined]
+    _quiet_pool_stops()
 
 
 def ignore_stops() -> None:

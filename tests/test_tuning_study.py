@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -16,10 +18,12 @@ from mlflow.tracking import MlflowClient
 from pml_ops.config import parse_params
 from pml_ops.errors import TuningError
 from pml_ops.report.study import tuning_section
+from pml_ops.tracking import store_lock
 from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.study import split_trials
+from pml_ops.tuning.task import MlflowTarget, TrialRunner
 from tests.conftest import REPO_ROOT
-from tests.tuning_helpers import SyntheticTask
+from tests.tuning_helpers import ImpossibleGeometry, SyntheticTask
 
 GOOD = {
     "kernel_size": 3,
@@ -224,3 +228,35 @@ def test_report_names_a_summary_of_the_single_objective_kind_instead_of_failing(
     assert section is not None and section.tables == []
     assert f"Not shown: `{folder / 'summary.json'}`, written by a single-objective version" in section.text
     assert tuning_section(tuning_params(tmp_path / "none"), tmp_path / "none") is None  # nothing tuned
+
+
+def test_a_trials_cleanup_waits_for_the_store_lock(tmp_path, monkeypatch):
+    """A stop reaches every worker at once; their cleanups end their runs one at a time under the
+    store's lock (two writing one SQLite store together meet "database is locked")."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("cleanup", artifact_location=str(tmp_path / "artifacts"))
+    parent = client.create_run(experiment).info.run_id
+    holding_lock, released = threading.Event(), []
+
+    def other_workers_cleanup() -> None:
+        with store_lock(uri):
+            holding_lock.set()
+            time.sleep(0.5)
+            released.append(time.time())
+
+    def evaluate(params, on_epoch):
+        threading.Thread(target=other_workers_cleanup).start()
+        holding_lock.wait(10)
+        raise ImpossibleGeometry("fails while the other worker holds the lock")
+
+    params = tuning_params(tmp_path)
+    task = SyntheticTask(params.tuning.cvae.space, params.tuning.trial.epochs)
+    runner = TrialRunner(task, evaluate, MlflowTarget(uri, experiment, parent), None)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.optimize(runner, n_trials=1, catch=(ImpossibleGeometry,))
+
+    run = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and run.data.tags["optuna.state"] == "FAIL"
+    assert released and run.info.end_time >= int(released[0] * 1000)

@@ -26,6 +26,7 @@ import optuna
 
 from pml_ops.errors import TrialError
 from pml_ops.stage import check_stop, ignore_stops, stop_signal
+from pml_ops.tracking import holding, store_lock
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch (1-based) with that epoch's validation ELBO."""
@@ -209,11 +210,14 @@ class TrialRunner:
         mlflow.end_run("FINISHED")
         return value, cost
 
-    @staticmethod
-    def _end(trial: optuna.Trial, state: str, status: str, attr: str, reason: str) -> None:
+    def _end(self, trial: optuna.Trial, state: str, status: str, attr: str, reason: str) -> None:
+        """Record why the trial ended and end its run. Under the store's lock: a stop reaches
+        every worker at once, and their cleanups writing one SQLite store together would meet
+        "database is locked" (which MLflow logs with a traceback before it raises)."""
         import mlflow
 
         trial.set_user_attr(attr, reason)
         if mlflow.active_run() is not None:  # None: stopped before its run started
-            mlflow.set_tags({"optuna.state": state, f"optuna.{attr}": reason[:5000]})
-            mlflow.end_run(status)
+            with holding(store_lock(self.target.uri), "ending the trial's MLflow run"):
+                mlflow.set_tags({"optuna.state": state, f"optuna.{attr}": reason[:5000]})
+                mlflow.end_run(status)
