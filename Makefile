@@ -40,6 +40,7 @@ lint-python: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Dockerfiles, workflow, compose file and shell scripts (scripts/lint-containers.sh).
 lint-containers: install

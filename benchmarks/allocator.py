@@ -1,5 +1,5 @@
 """Training and IWAE throughput with glibc's default malloc against `retain_freed_memory()`
-(pml_ops/resources.py: freed memory kept for reuse, not returned to the kernel).
+(pml_ops/core/resources.py: freed memory kept for reuse, not returned to the kernel).
 
 malloc settings are per process, so each measurement is a child process; the two variants
 alternate `--rounds` times and the medians are compared. A child trains the VAE and the CVAE
@@ -29,7 +29,7 @@ MODELS = ("vae", "cvae")
 
 
 def child(variant: str, threads: int, train_images: int, iwae_images: int) -> dict:
-    from pml_ops.resources import peak_rss_mib, retain_freed_memory
+    from pml_ops.core.resources import peak_rss_mib, retain_freed_memory
 
     applied = retain_freed_memory() if variant == "retain_freed_memory" else False
     import numpy as np
@@ -39,8 +39,8 @@ def child(variant: str, threads: int, train_images: int, iwae_images: int) -> di
     from pml_ops.data.mnist import load_mnist
     from pml_ops.density.architectures import build_model
     from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
+    from pml_ops.density.models.vae import VaeModel
     from pml_ops.density.training import train_vae
-    from pml_ops.density.vae_model import VaeModel
 
     params = load_params()
     device = resolve_device("cpu", threads)

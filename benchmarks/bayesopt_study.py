@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pml_ops.bayesopt.build import bo_settings
+from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
 from pml_ops.bayesopt.peer import optuna_gp_minimise
 from pml_ops.config import load_params
-from pml_ops.gp.build import flatten
-from pml_ops.gp.objective import Expression, grid_minimum
+from pml_ops.core.expression import Expression, grid_minimum
+from pml_ops.gp.from_params import flatten
 
 METHODS = ["expected_improvement", "optuna_gp", "thompson", "lower_confidence_bound"]
 
@@ -109,7 +109,8 @@ def main() -> None:
 
     import mlflow
 
-    from pml_ops.tracking import configure, git_commit
+    from pml_ops.tracking.provenance import git_commit
+    from pml_ops.tracking.store import configure
 
     configure(params.tracking)
     with mlflow.start_run(run_name="bayesopt-study"):

@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from pml_ops.config import ConvVaeArchitecture
+from pml_ops.core.resources import retain_freed_memory
 from pml_ops.density.architectures import INFERENCE_CHUNK, FastConvTranspose2d, build_model
+from pml_ops.density.autoencoder import VAE
 from pml_ops.density.batching import decoder_bytes_per_sample, rows_within
-from pml_ops.density.vae import VAE
-from pml_ops.resources import retain_freed_memory
 
 STUDY: dict[str, Any] = {"latent_dim": 2, "channels": [16, 32], "kernel_size": 3, "stride": 2, "padding": 1}
 STUDY |= {"output_padding": 1, "hidden": [], "decoder": "bernoulli"}

@@ -35,12 +35,12 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pml_ops.config import load_params
+from pml_ops.core.io import write_json
 from pml_ops.data.mnist import load_mnist
 from pml_ops.density.architectures import build_model
 from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
+from pml_ops.density.models.vae import VaeModel
 from pml_ops.density.training import train_vae
-from pml_ops.density.vae_model import VaeModel
-from pml_ops.io import write_json
 
 
 class PerItemMnist(Dataset):

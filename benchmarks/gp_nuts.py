@@ -1,5 +1,5 @@
 """Bulk-ESS per second of NUTS on the study's GP posterior, in one run: the gp stage's sampler
-(pml_ops.gp.nuts), NumPyro's NUTS (the anchor; `pip install -e .[bench]`) and Pyro's NUTS on the
+(pml_ops.inference.nuts), NumPyro's NUTS (the anchor; `pip install -e .[bench]`) and Pyro's NUTS on the
 same potential (the stage's sampler before), same data, priors, noise, chains, warm-up, draws,
 target acceptance and tree depth.
 
@@ -23,11 +23,17 @@ import time
 import numpy as np
 
 from pml_ops.config import load_params
+from pml_ops.core.expression import Expression
 from pml_ops.gp import diagnostics
-from pml_ops.gp.build import gp_model, nuts_settings
+from pml_ops.gp.from_params import gp_model, nuts_settings
 from pml_ops.gp.model import HYPERPARAMETERS, GPModel
-from pml_ops.gp.nuts import NUTSSettings, Posterior, initial_points, resolve_processes, sample_posterior
-from pml_ops.gp.objective import Expression
+from pml_ops.inference.nuts import (
+    NUTSSettings,
+    Posterior,
+    initial_points,
+    resolve_processes,
+    sample_posterior,
+)
 
 
 def quadrature_moments(model: GPModel, points: int = 400) -> dict[str, float]:
@@ -155,7 +161,7 @@ def run_pyro(model: GPModel, settings: NUTSSettings, processes: int) -> Posterio
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    starts = initial_points(settings)
+    starts = initial_points(settings, len(HYPERPARAMETERS))
     began = time.perf_counter()
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [

@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pml_ops.config import load_params
+from pml_ops.core.io import write_json
 from pml_ops.data.mnist import load_mnist
 from pml_ops.density.architectures import build_model
 from pml_ops.density.data import resolve_device
-from pml_ops.density.vae_model import VaeModel
-from pml_ops.io import write_json
+from pml_ops.density.models.vae import VaeModel
 
 
 def main() -> None:

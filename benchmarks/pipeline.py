@@ -14,7 +14,7 @@ over the tree at one sample (a peak shorter than the interval can be missed), th
 largest sum of thread counts. `--profile smoke` (profiles/smoke.yaml) runs every stage in a
 couple of minutes.
 
-With `--jobs N` the clone runs `pml-ops repro --jobs N` instead (pml_ops/parallel_repro.py: up to
+With `--jobs N` the clone runs `pml-ops repro --jobs N` instead (pml_ops/runtime/parallel_repro.py: up to
 N stages at once, each a `dvc repro --single-item` on cores of its own): a stage's wall time then
 runs from its launch to its exit (DVC's start-up and lock waits included), its tree is that DVC
 process's descendants, and the total is the whole run's, not a sum.
@@ -38,8 +38,8 @@ from pathlib import Path
 import psutil
 import yaml
 
-from pml_ops.parallel_repro import StageRun
-from pml_ops.profiles import apply_profile, load_profile
+from pml_ops.config.profiles import apply_profile, load_profile
+from pml_ops.runtime.parallel_repro import StageRun
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +117,7 @@ def run_pipeline_parallel(
 ) -> tuple[dict[str, dict], float]:
     """`pml-ops repro --jobs JOBS` in `clone` (in this process, its stages as subprocesses),
     sampling each running stage's tree every `interval` s."""
-    from pml_ops.parallel_repro import plan, run_parallel
+    from pml_ops.runtime.parallel_repro import plan, run_parallel
 
     began = time.perf_counter()
     stages: dict[str, dict] = {}

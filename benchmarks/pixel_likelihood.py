@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pml_ops.density.vae import pixel_log_likelihood
-from pml_ops.io import write_json
+from pml_ops.core.io import write_json
+from pml_ops.density.autoencoder import pixel_log_likelihood
 
 SMALL_LOGIT = 1e-2
 

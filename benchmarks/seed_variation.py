@@ -31,14 +31,14 @@ from typing import Any
 import yaml
 
 from pml_ops.config import parse_params
-from pml_ops.density import registry
+from pml_ops.core.io import write_json
+from pml_ops.density import families
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
 from pml_ops.density.interface import DensityModel, FitCallbacks
+from pml_ops.density.models.vae import VaeModel
 from pml_ops.density.seed_spread import METRICS, comparisons, summarise
 from pml_ops.density.units import dequantise
-from pml_ops.density.vae_model import VaeModel
-from pml_ops.io import write_json
 
 START, END = "<!-- seed-variation:start -->", "<!-- seed-variation:end -->"
 STUDY_START, STUDY_END = "<!-- seed-variation-study:start -->", "<!-- seed-variation-study:end -->"
@@ -67,14 +67,14 @@ def models(params: Any) -> list[DensityModel]:
     """Every model of the list, and a continuous-Bernoulli twin `<name>_cb` of each untuned
     Bernoulli VAE-family model whose twin the list does not hold already (params.yaml's `vae_cb`
     and `cvae_cb` are these twins: tests/test_seed_variation.py checks their weights agree)."""
-    names = registry.model_names(params)
+    names = families.model_names(params)
     out = []
     for name in names:
-        model = registry.create(params, name)
+        model = families.create(params, name)
         out.append(model)
         if (
             isinstance(model, VaeModel)
-            and not registry.entry(params, name).tuned
+            and not families.entry(params, name).tuned
             and model.architecture.decoder == "bernoulli"
             and f"{name}_cb" not in names
         ):

@@ -13,12 +13,12 @@ import argparse
 import time
 
 from pml_ops.config import load_params
+from pml_ops.core.io import write_json
 from pml_ops.data.mnist import load_mnist
 from pml_ops.density.architectures import build_model
 from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
-from pml_ops.density.registry import load_tuned
+from pml_ops.density.families import load_tuned
 from pml_ops.density.training import mean_elbo, train_vae
-from pml_ops.io import write_json
 
 
 def main() -> None:

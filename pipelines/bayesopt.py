@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pml_ops.bayesopt import plots
-from pml_ops.bayesopt.build import bo_settings
+from pml_ops.bayesopt import figures as plots
+from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
 from pml_ops.config import Params, flatten
-from pml_ops.gp.objective import Expression, grid_minimum
-from pml_ops.io import write_json
-from pml_ops.metrics_files import write_metrics
-from pml_ops.resources import resource_metrics
-from pml_ops.run_group import stage_run
-from pml_ops.stage import run_stage
+from pml_ops.core.expression import Expression, grid_minimum
+from pml_ops.core.io import write_json
+from pml_ops.core.metrics_files import write_metrics
+from pml_ops.core.resources import resource_metrics
+from pml_ops.runtime.stage import run_stage
+from pml_ops.tracking.run_group import stage_run
 
 
 def bayesopt_stage(params: Params) -> None:

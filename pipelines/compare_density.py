@@ -7,14 +7,15 @@ import time
 from pathlib import Path
 
 from pml_ops.config import Params
+from pml_ops.core.io import atomic_path, write_json
+from pml_ops.core.metrics_files import write_metrics
+from pml_ops.core.resources import resource_metrics
 from pml_ops.data.mnist import dataset
-from pml_ops.density import registry
-from pml_ops.density.evaluation import comparison_markdown, comparison_rows
-from pml_ops.density.registry import COMPARISON_TABLE
-from pml_ops.io import atomic_path, write_json
-from pml_ops.metrics_files import write_metrics
-from pml_ops.resources import resource_metrics
-from pml_ops.stage import run_stage
+from pml_ops.density import families
+from pml_ops.density.evaluation import comparison_rows
+from pml_ops.density.families import COMPARISON_TABLE
+from pml_ops.report.density_table import comparison_markdown
+from pml_ops.runtime.stage import run_stage
 
 TABLE_MD = Path("reports/density_comparison.md")
 
@@ -22,7 +23,7 @@ TABLE_MD = Path("reports/density_comparison.md")
 def compare(params: Params) -> None:
     start = time.perf_counter()
     metrics = Path(params.density.metrics_dir)
-    files = {name: registry.paths(params, name) for name in registry.model_names(params)}
+    files = {name: families.paths(params, name) for name in families.model_names(params)}
     train = {name: json.loads(p.train_metrics.read_text()) for name, p in files.items()}
     evaluation = {
         name: {**json.loads(p.evaluate_info.read_text()), **json.loads(p.evaluate_metrics.read_text())}

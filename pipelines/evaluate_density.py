@@ -8,19 +8,19 @@ from __future__ import annotations
 import time
 
 from pml_ops.config import Params, flatten
+from pml_ops.core.metrics_files import split_metrics, write_split
+from pml_ops.core.resources import resource_metrics
 from pml_ops.data.mnist import dataset
-from pml_ops.density import registry
+from pml_ops.density import families
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.evaluation import evaluate_model
 from pml_ops.density.interface import FigureInputs
+from pml_ops.density.model_stage import numeric, run_model_stage
 from pml_ops.density.pyfunc import recorded_or_logged
-from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.units import dequantise
-from pml_ops.metrics_files import split_metrics, write_split
-from pml_ops.model_registry import register, version_tags
-from pml_ops.resources import resource_metrics
-from pml_ops.run_group import stage_run
-from pml_ops.tracking import log_images
+from pml_ops.tracking.datasets import log_images
+from pml_ops.tracking.model_registry import register, version_tags
+from pml_ops.tracking.run_group import stage_run
 
 
 def evaluate(params: Params, name: str) -> None:
@@ -28,7 +28,7 @@ def evaluate(params: Params, name: str) -> None:
 
     start = time.perf_counter()
     split = density_split(params)
-    model, paths = registry.load(params, name), registry.paths(params, name)
+    model, paths = families.load(params, name), families.paths(params, name)
     x_train, x_test = to_unit_float(split.x_train), to_unit_float(split.x_test)
     seed = params.density.seed
     tags = {"stage": f"evaluate_{name}", "model": name}

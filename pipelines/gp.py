@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from pml_ops.config import Params, flatten
-from pml_ops.gp import diagnostics, plots
-from pml_ops.gp.build import gp_model, nuts_settings
-from pml_ops.gp.nuts import sample_posterior
-from pml_ops.gp.objective import Expression
+from pml_ops.core.expression import Expression
+from pml_ops.core.metrics_files import write_metrics
+from pml_ops.core.resources import resource_metrics
+from pml_ops.gp import diagnostics
+from pml_ops.gp import figures as plots
+from pml_ops.gp.from_params import gp_model, nuts_settings
 from pml_ops.gp.predict import summarize_predictive
-from pml_ops.metrics_files import write_metrics
-from pml_ops.resources import resource_metrics
-from pml_ops.run_group import stage_run
-from pml_ops.stage import run_stage
+from pml_ops.inference.nuts import sample_posterior
+from pml_ops.runtime.stage import run_stage
+from pml_ops.tracking.run_group import stage_run
 
 
 def gp_stage(params: Params) -> None:

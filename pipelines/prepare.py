@@ -5,11 +5,11 @@ import time
 import numpy as np
 
 from pml_ops.config import Params
+from pml_ops.core.io import write_json
+from pml_ops.core.metrics_files import write_metrics
+from pml_ops.core.resources import resource_metrics
 from pml_ops.data.mnist import dataset, fetch_mnist, mirror_list, save_mnist
-from pml_ops.io import write_json
-from pml_ops.metrics_files import write_metrics
-from pml_ops.resources import resource_metrics
-from pml_ops.stage import run_stage
+from pml_ops.runtime.stage import run_stage
 
 
 def prepare(params: Params) -> None:

@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 from pml_ops.config import Params
-from pml_ops.metrics_files import write_metrics
+from pml_ops.core.metrics_files import write_metrics
+from pml_ops.core.resources import resource_metrics
 from pml_ops.report import write_report
-from pml_ops.report.study import build_study_report
-from pml_ops.resources import resource_metrics
-from pml_ops.run_group import stage_run
-from pml_ops.stage import run_stage
+from pml_ops.report.sections import build_study_report
+from pml_ops.runtime.stage import run_stage
+from pml_ops.tracking.run_group import stage_run
 
 
 def report(params: Params) -> None:

@@ -9,17 +9,17 @@ from __future__ import annotations
 import time
 
 from pml_ops.config import Params, flatten
-from pml_ops.density import registry
+from pml_ops.core.io import write_json
+from pml_ops.core.metrics_files import write_metrics
+from pml_ops.core.resources import resource_metrics
+from pml_ops.density import families
 from pml_ops.density.data import density_split, to_unit_float
 from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.model_stage import numeric, run_model_stage
 from pml_ops.density.pyfunc import log_and_record
-from pml_ops.density.stages import numeric, run_model_stage
 from pml_ops.density.training import EpochStats
-from pml_ops.io import write_json
-from pml_ops.metrics_files import write_metrics
-from pml_ops.resources import resource_metrics
-from pml_ops.run_group import stage_run
-from pml_ops.tracking import log_images
+from pml_ops.tracking.datasets import log_images
+from pml_ops.tracking.run_group import stage_run
 
 
 def train(params: Params, name: str) -> None:
@@ -27,7 +27,7 @@ def train(params: Params, name: str) -> None:
 
     start = time.perf_counter()
     split = density_split(params)
-    model, paths = registry.create(params, name), registry.paths(params, name)
+    model, paths = families.create(params, name), families.paths(params, name)
     tags = {"stage": f"train_{name}", "model": name}
     with stage_run(params, f"train {name}", tags, system_metrics=True):
         hyper = flatten(name, model.hyperparameters())

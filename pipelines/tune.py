@@ -4,7 +4,7 @@ Optuna study and write its summary, figures and the best-params file."""
 import argparse
 
 from pml_ops.config import Params
-from pml_ops.stage import run_stage
+from pml_ops.runtime.stage import run_stage
 from pml_ops.tuning.command import Overrides, describe, tune
 from pml_ops.tuning.models import MODELS, DensityTask
 

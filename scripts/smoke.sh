@@ -19,9 +19,9 @@ if [ "${1:-}" = "--temp" ]; then
   set_args=()
   while IFS= read -r line; do
     set_args+=(-S "$line")
-  done < <(python -m pml_ops.profiles set-args "$PROFILE")
+  done < <(python -m pml_ops.config.profiles set-args "$PROFILE")
   exec dvc exp run --temp "${set_args[@]}" "$@"
 fi
 
-python -m pml_ops.profiles apply "$PROFILE" params.yaml
+python -m pml_ops.config.profiles apply "$PROFILE" params.yaml
 exec dvc repro "$@"

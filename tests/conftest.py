@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from pml_ops import profiles
+from pml_ops.config import profiles
 from pml_ops.data.idx import encode_idx, sha256_hex
 from pml_ops.data.mnist import MIRROR_ENV, IdxFile
 from tests.postgres import fresh_database

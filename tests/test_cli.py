@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pml_ops.cli import main
+from pml_ops.cli.main import main
 from tests.conftest import REPO_ROOT, VENV_BIN
 
 
@@ -34,7 +34,7 @@ def test_validate_ok_and_bad(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["validate", "doctor", "ui", "remote"])
 def test_every_command_has_a_helpful_help(command: str):
     result = subprocess.run(
-        [sys.executable, "-m", "pml_ops.cli", command, "--help"],
+        [sys.executable, "-m", "pml_ops.cli.main", command, "--help"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -62,7 +62,7 @@ def test_ui_serves_the_project_store_on_localhost_only(tmp_path: Path):
     env.pop("MLFLOW_TRACKING_URI", None)
     port = _free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pml_ops.cli", "ui", "--port", str(port)],
+        [sys.executable, "-m", "pml_ops.cli.main", "ui", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pml_ops.config import TrainingParams, load_params, parse_params
-from pml_ops.errors import ConfigError
+from pml_ops.core.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
 
@@ -130,8 +130,8 @@ def test_gp_and_bayesopt_errors_are_named(raw_params):
 def test_cpu_threads_is_auto_a_count_or_null(raw_params, monkeypatch):
     import torch
 
+    from pml_ops.core.resources import usable_cpus
     from pml_ops.density.data import resolve_device
-    from pml_ops.resources import usable_cpus
 
     assert parse_params(raw_params).density.cpu_threads == "auto"  # the default
     for value in (3, None):

@@ -18,7 +18,7 @@ from pml_ops.density.batching import (
     encoder_bytes_per_image,
     rows_within,
 )
-from pml_ops.density.vae_model import VaeModel
+from pml_ops.density.models.vae import VaeModel
 
 MLP = MlpVaeArchitecture(latent_dim=2, hidden=[400, 100])
 # Stride 1 keeps every decoder layer at 28x28: ~0.5 MB of activations per latent sample.

@@ -7,10 +7,10 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from pml_ops.config import GmmParams
+from pml_ops.core.errors import ConfigError
 from pml_ops.density.evaluation import knn_accuracy, reconstruction_mse
-from pml_ops.density.gmm import GMM
-from pml_ops.density.ppca import PPCA
-from pml_ops.errors import ConfigError
+from pml_ops.density.models.gmm import GMM
+from pml_ops.density.models.ppca import PPCA
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from scipy.stats import multivariate_normal
 
 from pml_ops.config import load_params
 from pml_ops.data.mnist import load_mnist
-from pml_ops.density import registry
-from pml_ops.density.ppca import PPCA
+from pml_ops.density import families
+from pml_ops.density.models.ppca import PPCA
 from tests.conftest import copy_clone, run
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_density_pipeline_end_to_end(pipeline_run, tmp_path):
     temp_clone, stdout, stage_env = pipeline_run
     params = load_params(temp_clone / "params.yaml")
-    MODELS = registry.model_names(params)
+    MODELS = families.model_names(params)
     # cvae_tuned: from params_tuned.yaml; *_cb: the study's networks with the continuous Bernoulli
     assert MODELS == ["vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb", "ppca", "gmm"]
     for name in MODELS:

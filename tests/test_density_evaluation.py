@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from pml_ops.config import EvaluateParams, MlpVaeArchitecture, TrainingParams
-from pml_ops.density.evaluation import comparison_markdown, comparison_rows, evaluate_model
-from pml_ops.density.ppca import PPCA
+from pml_ops.density.evaluation import comparison_rows, evaluate_model
+from pml_ops.density.models.ppca import PPCA
+from pml_ops.density.models.vae import VaeModel
 from pml_ops.density.units import bits_per_dim, dequantise
-from pml_ops.density.vae_model import VaeModel
+from pml_ops.report.density_table import comparison_markdown
 
 PARAMS = EvaluateParams(
     iwae_samples=4,

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from pml_ops.config import load_params, parse_params
-from pml_ops.density import registry
-from pml_ops.errors import ConfigError, DataError
+from pml_ops.core.errors import ConfigError, DataError
+from pml_ops.density import families
 from tests.conftest import REPO_ROOT
 
 
@@ -40,7 +40,7 @@ def params(tmp_path, monkeypatch):
 
 def _fitted(params, name: str):
     """The model `name` with untrained (VAE) or closed-form (PPCA, GMM) state, no MNIST needed."""
-    model = registry.create(params, name)
+    model = families.create(params, name)
     if model.family in ("vae", "cvae"):
         model.module_ = model.build()
     else:
@@ -49,44 +49,44 @@ def _fitted(params, name: str):
 
 
 def test_every_listed_model_resolves_and_builds(params):
-    assert registry.model_names(params) == ["vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb", "ppca", "gmm"]
-    registry.check_models(params)
+    assert families.model_names(params) == ["vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb", "ppca", "gmm"]
+    families.check_models(params)
     for family in ("vae", "cvae"):  # the study's model but for the decoder
-        twin = registry.create(params, f"{family}_cb")
+        twin = families.create(params, f"{family}_cb")
         study = getattr(params, family)
         assert (
             twin.architecture.decoder == "continuous_bernoulli" and study.architecture.decoder == "bernoulli"
         )
         assert twin.architecture == study.architecture.model_copy(update={"decoder": "continuous_bernoulli"})
         assert twin.training == study.training and twin.family == family
-    tuned = registry.create(params, "cvae_tuned")
+    tuned = families.create(params, "cvae_tuned")
     assert tuned.family == "cvae" and tuned.architecture.channels == [8]  # from params_tuned.yaml
     assert tuned.training.epochs == params.cvae.training.epochs
     assert tuned.training.lr != params.cvae.training.lr
-    assert registry.paths(params, "gmm").artifact == Path("models/gmm/gmm.npz")
+    assert families.paths(params, "gmm").artifact == Path("models/gmm/gmm.npz")
 
 
 def test_unknown_model_is_a_clear_error(params):
     with pytest.raises(
         ConfigError, match=r"no density model 'flow'; params.yaml lists vae, cvae, cvae_tuned"
     ):
-        registry.create(params, "flow")
+        families.create(params, "flow")
 
 
 @pytest.mark.parametrize("name", ["vae", "cvae_tuned", "vae_cb", "ppca", "gmm"])
 def test_artifact_round_trip(params, name):
     model = _fitted(params, name)
-    model.save(registry.paths(params, name).artifact)
-    loaded = registry.load(params, name)
+    model.save(families.paths(params, name).artifact)
+    loaded = families.load(params, name)
     x = np.random.default_rng(1).uniform(0, 1, (4, 784)).astype(np.float32)
     np.testing.assert_array_equal(loaded.log_density(x), model.log_density(x))
     np.testing.assert_array_equal(loaded.sample(3, seed=2), model.sample(3, seed=2))
 
 
 def test_a_bernoulli_artifact_is_not_taken_for_its_continuous_bernoulli_twin(params):
-    _fitted(params, "vae").save(registry.paths(params, "vae_cb").artifact)
+    _fitted(params, "vae").save(families.paths(params, "vae_cb").artifact)
     with pytest.raises(DataError, match=r"model 'vae_cb': saved with hyperparameters .*'bernoulli'"):
-        registry.load(params, "vae_cb")
+        families.load(params, "vae_cb")
 
 
 def test_an_entry_architecture_override_is_checked_like_the_section(tmp_path, monkeypatch):
@@ -115,23 +115,23 @@ def test_an_entry_architecture_override_is_checked_like_the_section(tmp_path, mo
     raw["models"]["cvae_tuned"]["architecture"] = {"decoder": "continuous_bernoulli"}
     raw["models"]["cvae_cb"]["architecture"] = {"stride": 1}  # output_padding 1 needs stride >= 2
     params = parse_params(raw)
-    tuned = registry.create(params, "cvae_tuned")
+    tuned = families.create(params, "cvae_tuned")
     assert tuned.architecture.channels == [8] and tuned.architecture.decoder == "continuous_bernoulli"
     with pytest.raises(
         ConfigError,
         match=r"^models.cvae_cb: params.yaml: cvae.architecture with models.cvae_cb.architecture: ",
     ):
-        registry.check_buildable(params, "cvae_cb")
+        families.check_buildable(params, "cvae_cb")
 
 
 def test_pickled_code_in_a_model_file_is_refused_not_run(params, tmp_path):
     marker = tmp_path / "pwned"
-    path = registry.paths(params, "cvae").artifact
+    path = families.paths(params, "cvae").artifact
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         pickle.dump({"weights": _Payload(marker)}, fh)
     with pytest.raises(DataError, match="corrupt or truncated"):
-        registry.load(params, "cvae")
+        families.load(params, "cvae")
     assert not marker.exists()
 
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import distributions as D
 
-from pml_ops import stage
 from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture, TrainingParams
+from pml_ops.core.errors import ArchitectureError, ConfigError, NonFiniteLossError
 from pml_ops.density.architectures import INFERENCE_CHUNK, build_model, conv_sides
 from pml_ops.density.data import train_validation_split
 from pml_ops.density.training import train_vae
-from pml_ops.errors import ArchitectureError, ConfigError, NonFiniteLossError
+from pml_ops.runtime import stage
 
 STUDY_CONV = dict(
     latent_dim=2, channels=[16, 32], kernel_size=3, stride=2, padding=1, output_padding=1, hidden=[]

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pml_ops.profiles import apply_profile, load_profile
+from pml_ops.config.profiles import apply_profile, load_profile
 from tests.conftest import REPO_ROOT, VENV_BIN, run
 
 pytestmark = pytest.mark.docker

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pml_ops.cli.doctor import Status, check_data, check_dvc, check_python, check_tracking
 from pml_ops.config import load_params
-from pml_ops.doctor import Status, check_data, check_dvc, check_python, check_tracking
 from tests.conftest import REPO_ROOT, run
 
 
@@ -62,7 +62,7 @@ def test_dvc_checks(tmp_path: Path):
 
 
 def _doctor(clone: Path, env: dict[str, str]):
-    return run([sys.executable, "-m", "pml_ops.cli", "doctor"], clone, env, check=False)
+    return run([sys.executable, "-m", "pml_ops.cli.main", "doctor"], clone, env, check=False)
 
 
 @pytest.mark.e2e

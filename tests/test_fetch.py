@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pml_ops.core.errors import DataError, DownloadError
 from pml_ops.data.mnist import MIRROR_ENV, fetch_mnist, load_mnist, mirror_list, save_mnist
-from pml_ops.errors import DataError, DownloadError
 from tests.conftest import synthetic_files
 
 
@@ -165,7 +165,7 @@ def test_failed_write_leaves_no_partial_artifact(synthetic_mirror, tmp_path: Pat
 def test_atomic_writes_get_normal_permissions(tmp_path: Path):
     import os
 
-    from pml_ops.io import write_json
+    from pml_ops.core.io import write_json
 
     mask = os.umask(0o022)
     try:

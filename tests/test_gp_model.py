@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy import stats
 
-from pml_ops.errors import ConfigError
+from pml_ops.core.errors import ConfigError
+from pml_ops.core.expression import Expression, grid_minimum
 from pml_ops.gp.model import GPModel, GPPotential, LogNormalPrior, plain_gp_regression
-from pml_ops.gp.objective import Expression, grid_minimum
 from pml_ops.gp.predict import predict, sample_paths
 
 STUDY = "sin(20*x) + 2*cos(14*x) - 2*sin(6*x)"

@@ -8,7 +8,13 @@ import pytest
 from scipy import stats
 
 from pml_ops.gp.model import GPModel, GPPotential, LogNormalPrior, log_joint_and_grad
-from pml_ops.gp.nuts import NUTSSettings, adaptation_windows, resolve_processes, run_chain, sample_posterior
+from pml_ops.inference.nuts import (
+    NUTSSettings,
+    adaptation_windows,
+    resolve_processes,
+    run_chain,
+    sample_posterior,
+)
 
 
 def grid_posterior(model: GPModel, log_v: np.ndarray, log_l: np.ndarray) -> np.ndarray:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pml_ops.core.io import atomic_path, remove_stale_temporaries
 from pml_ops.data.mnist import MIRROR_ENV, load_mnist
-from pml_ops.io import atomic_path, remove_stale_temporaries
 from tests.conftest import REPO_ROOT, run
 from tests.interrupt import files_under, kill_when
 
@@ -85,7 +85,7 @@ def test_prepare_killed_mid_download_leaves_nothing_and_repro_recovers(temp_clon
 
 WRITER = """
 import os, signal, sys
-from pml_ops.io import atomic_path
+from pml_ops.core.io import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_bytes(b"half of an artifact")
     os.kill(os.getpid(), signal.SIGKILL)

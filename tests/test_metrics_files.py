@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pml_ops.metrics_files import info_path, split_metrics, write_metrics, write_split
+from pml_ops.core.metrics_files import info_path, split_metrics, write_metrics, write_split
 
 
 def test_split_keeps_numbers_and_moves_text_flags_lists_and_dicts(tmp_path):

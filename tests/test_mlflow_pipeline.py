@@ -173,7 +173,7 @@ def _get(url: str, path: str, **query: str) -> dict:
 
 
 def test_rest_api_serves_the_registry_and_a_worse_version_becomes_challenger(server, store, monkeypatch):
-    from pml_ops.model_registry import register
+    from pml_ops.tracking.model_registry import register
 
     clone, _ = store
     found = _get(server, "/api/2.0/mlflow/registered-models/search")["registered_models"]

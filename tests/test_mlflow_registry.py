@@ -13,10 +13,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import TrackingParams
-from pml_ops.density.ppca import PPCA
+from pml_ops.density.models.ppca import PPCA
 from pml_ops.density.pyfunc import log_and_record, record_path
-from pml_ops.model_registry import register
-from pml_ops.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, dvc_experiment, tracking_uri
+from pml_ops.tracking.model_registry import register
+from pml_ops.tracking.provenance import dvc_experiment
+from pml_ops.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, tracking_uri
 
 PARAMS = TrackingParams(uri="sqlite:///mlflow.db", experiment="unit", artifact_root="mlartifacts")
 
@@ -113,7 +114,7 @@ def test_champion_moves_only_for_a_better_test_score(logged_ppca):
 
 def test_gmm_latent_is_the_component_posterior_and_reconstruction_its_mean():
     from pml_ops.config import GmmParams
-    from pml_ops.density.gmm import GMM
+    from pml_ops.density.models.gmm import GMM
 
     images = np.random.default_rng(1).random((60, 784))
     params = GmmParams(n_components=3, covariance_type="diag", reg_covar=0.01, max_iter=5, n_init=1)

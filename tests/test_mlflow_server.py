@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
 
-# A minimal stage: the real tracking set-up (pml_ops.tracking.configure on params.yaml), then
+# A minimal stage: the real tracking set-up (pml_ops.tracking.store.configure on params.yaml), then
 # params, a metric history and two artifacts (text and binary).
 STAGE_SCRIPT = """
 import os, sys

@@ -1,4 +1,4 @@
-"""`pml-ops repro` (pml_ops/parallel_repro.py) on small DVC pipelines of its own: stages side by
+"""`pml-ops repro` (pml_ops/runtime/parallel_repro.py) on small DVC pipelines of its own: stages side by
 side on cores of their own, dvc.lock as after `dvc repro`, a failure, a stop."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pml_ops.resources import usable_cpus
+from pml_ops.core.resources import usable_cpus
 from tests.conftest import SMOKE_PROFILE, VENV_BIN, run
 
 # Each of `left` and `right` writes a marker, then waits for the other's: run one at a time they
@@ -57,7 +57,7 @@ def pipeline(tmp_path: Path, stages: dict[str, dict]) -> tuple[Path, dict[str, s
 
 def repro(repo: Path, env: dict[str, str], *args: str, **popen) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pml_ops.cli", "repro", *args],
+        [sys.executable, "-m", "pml_ops.cli.main", "repro", *args],
         cwd=repo,
         env=env,
         capture_output=True,
@@ -148,7 +148,7 @@ def test_a_stop_reaches_the_running_stages(tmp_path):
         },
     )
     runner = subprocess.Popen(
-        [sys.executable, "-m", "pml_ops.cli", "repro"],
+        [sys.executable, "-m", "pml_ops.cli.main", "repro"],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,
@@ -173,7 +173,7 @@ def test_a_stop_reaches_the_running_stages(tmp_path):
 
 def test_jobs_must_be_positive(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pml_ops.cli", "repro", "--jobs", "0"], capture_output=True, text=True
+        [sys.executable, "-m", "pml_ops.cli.main", "repro", "--jobs", "0"], capture_output=True, text=True
     )
     assert result.returncode == 2
     assert "--jobs" in result.stderr
@@ -187,7 +187,7 @@ def test_the_smoke_pipeline_side_by_side_ends_as_its_dvc_repro_does(pipeline_run
     MLflow run per stage in the shared SQLite store, each stage on one core while another ran."""
     from mlflow.tracking import MlflowClient
 
-    from pml_ops import profiles
+    from pml_ops.config import profiles
 
     session, _, _ = pipeline_run
     profiles.main(["apply", str(temp_clone / SMOKE_PROFILE), str(temp_clone / "params.yaml")])

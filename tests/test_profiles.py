@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from pml_ops.config import parse_params
-from pml_ops.errors import ConfigError
-from pml_ops.profiles import apply_profile, load_profile, main, set_param_args
+from pml_ops.config.profiles import apply_profile, load_profile, main, set_param_args
+from pml_ops.core.errors import ConfigError
 from tests.conftest import REPO_ROOT, SMOKE_PROFILE
 
 

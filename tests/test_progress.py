@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pml_ops import progress as progress_module
-from pml_ops.progress import PlainProgress, progress, progress_mode
+from pml_ops.core import progress as progress_module
+from pml_ops.core.progress import PlainProgress, progress, progress_mode
 from tests.conftest import REPO_ROOT
 
 
@@ -82,7 +82,7 @@ def test_off_is_silent(monkeypatch):
 
 def test_a_stage_without_terminal_logs_plain_progress():
     """A child process whose stderr is a pipe (as under CI) gets plain lines by default."""
-    script = "from pml_ops.progress import progress\nfor _ in progress(range(50), desc='work'): pass\n"
+    script = "from pml_ops.core.progress import progress\nfor _ in progress(range(50), desc='work'): pass\n"
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

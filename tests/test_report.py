@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pml_ops.errors import ReportError
+from pml_ops.core.errors import ReportError
 from pml_ops.report import Figure, Report, Section, Table, collect_environment, render_html, write_report
 from pml_ops.report.render import format_cell
 from tests.report_fixtures import MODELS, synthetic_report

@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 # bytes, so the pages are resident), and the metrics it would write.
 PROBE = """
 import json, subprocess, sys, time
-from pml_ops.resources import peak_rss_mib, resource_metrics
+from pml_ops.core.resources import peak_rss_mib, resource_metrics
 began = time.perf_counter()
 before = peak_rss_mib()
 child_mib = int(before) + 150  # above anything this process may already report
@@ -39,7 +39,7 @@ def test_peak_rss_covers_a_finished_child_process():
 # step faults them in again (about 2,900 faults per step measured on the development VM).
 FAULTS = """
 import json, resource, sys
-from pml_ops.resources import retain_freed_memory
+from pml_ops.core.resources import retain_freed_memory
 applied = retain_freed_memory() if sys.argv[1] == "retain" else None
 import torch
 from pml_ops.config import load_params

@@ -1,4 +1,4 @@
-"""The stage scheduler behind `pml-ops repro` (pml_ops/schedule.py): order, cores, failures."""
+"""The stage scheduler behind `pml-ops repro` (pml_ops/runtime/schedule.py): order, cores, failures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import graphlib
 
 import pytest
 
-from pml_ops.schedule import Scheduler, upward_rank
+from pml_ops.runtime.schedule import Scheduler, upward_rank
 
 # The pipeline's shape: prepare, then two trainings each with its evaluation, then a report.
 PIPELINE = {

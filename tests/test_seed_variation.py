@@ -67,7 +67,7 @@ def test_study_settings_table_keeps_its_own_section_beside_the_reduced_one(tmp_p
 def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tmp_path):
     import json
 
-    from pml_ops.report.study import seed_variation_tables
+    from pml_ops.report.sections import seed_variation_tables
 
     assert seed_variation_tables(tmp_path / "absent.json") == []
     runs = {
@@ -150,7 +150,7 @@ def test_the_listed_cb_models_are_bit_for_bit_the_twins_the_benchmark_would_add(
 
     from pml_ops.config import parse_params
     from pml_ops.data.mnist import fetch_mnist, save_mnist
-    from pml_ops.density import registry
+    from pml_ops.density import families
     from pml_ops.density.data import density_split
     from pml_ops.density.interface import FitCallbacks
 
@@ -170,7 +170,7 @@ def test_the_listed_cb_models_are_bit_for_bit_the_twins_the_benchmark_would_add(
 
     split = density_split(listed)
     for name in ("vae_cb", "cvae_cb"):
-        ours = registry.create(listed, name).fit(split, FitCallbacks())
+        ours = families.create(listed, name).fit(split, FitCallbacks())
         theirs = twins[name].fit(split, FitCallbacks())
         assert ours.architecture == theirs.architecture and ours.training == theirs.training
         mine, other = ours.module_.state_dict(), theirs.module_.state_dict()

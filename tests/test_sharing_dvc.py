@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pml_ops.doctor import Status, check_dvc
-from pml_ops.remote import RemoteError, SharedStore, from_environment
+from pml_ops.cli.doctor import Status, check_dvc
+from pml_ops.tracking.remote import RemoteError, SharedStore, from_environment
 from tests.conftest import copy_clone, run
 from tests.s3_helpers import (
     BUCKET,
@@ -29,7 +29,7 @@ from tests.s3_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-PML_OPS = [sys.executable, "-m", "pml_ops.cli"]
+PML_OPS = [sys.executable, "-m", "pml_ops.cli.main"]
 
 
 def _clean_env(base: dict[str, str]) -> dict[str, str]:

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy
 from sqlalchemy import event
 
-from pml_ops import stage
-from pml_ops.stage import Stopped, install_stop_handlers
+from pml_ops.runtime import stage
+from pml_ops.runtime.stage import Stopped, install_stop_handlers
 
 RESET_MESSAGE = "Exception during reset or similar"
 

@@ -11,15 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import TrackingParams
-from pml_ops.errors import TrackingError
-from pml_ops.tracking import (
-    check_server,
-    configure,
-    dvc_output_md5,
-    resolve_uri,
-    set_shared_tag,
-    tracking_uri,
-)
+from pml_ops.core.errors import TrackingError
+from pml_ops.tracking.provenance import dvc_output_md5
+from pml_ops.tracking.store import check_server, configure, resolve_uri, set_shared_tag, tracking_uri
 
 PARAMS = TrackingParams(uri="sqlite:///mlflow.db", experiment="unit", artifact_root="mlartifacts")
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from pml_ops.config import load_params, parse_params
-from pml_ops.density.registry import load_tuned
-from pml_ops.errors import ConfigError
+from pml_ops.core.errors import ConfigError
+from pml_ops.density.families import load_tuned
 from pml_ops.tuning.storage import resolve_storage
 from tests.conftest import REPO_ROOT
 

@@ -7,8 +7,8 @@ import optuna
 import pytest
 import yaml
 
-from pml_ops.errors import TuningError
-from pml_ops.tuning.report import CostBudget, best_within_budget, cost_summary, promote_best
+from pml_ops.core.errors import TuningError
+from pml_ops.tuning.summary import CostBudget, best_within_budget, cost_summary, promote_best
 from tests.faults.fault_helpers import SlowTask
 
 TASK = SlowTask()

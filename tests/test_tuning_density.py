@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pml_ops.cli import main
+from pml_ops.cli.main import main
 from pml_ops.config import MlpVaeArchitecture, parse_params
 from pml_ops.data.mnist import Mnist, save_mnist
 from pml_ops.density.architectures import build_model

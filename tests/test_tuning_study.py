@@ -16,9 +16,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import parse_params
-from pml_ops.errors import TuningError
-from pml_ops.report.study import tuning_section
-from pml_ops.tracking import store_lock
+from pml_ops.core.errors import TuningError
+from pml_ops.report.sections import tuning_section
+from pml_ops.tracking.store import store_lock
 from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.study import split_trials
 from pml_ops.tuning.task import MlflowTarget, TrialRunner

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from pml_ops.config import CvaeSpace
-from pml_ops.errors import PmlOpsError
+from pml_ops.core.errors import PmlOpsError
 from pml_ops.tuning.space import suggest
 from pml_ops.tuning.task import EpochCallback, Evaluate
 

@@ -15,10 +15,10 @@ from typing import Literal
 import numpy as np
 
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
+from pml_ops.core.progress import progress
 from pml_ops.gp.model import GPModel, LogNormalPrior
-from pml_ops.gp.nuts import Adaptation, NUTSSettings, sample_posterior
 from pml_ops.gp.predict import Predictive, predict, sample_paths
-from pml_ops.progress import progress
+from pml_ops.inference.nuts import Adaptation, NUTSSettings, sample_posterior
 
 Acquisition = Literal["expected_improvement", "thompson", "lower_confidence_bound"]
 Objective = Callable[[np.ndarray], np.ndarray]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pml_ops.errors import DataError, DownloadError
-from pml_ops.progress import progress
+from pml_ops.core.errors import DataError, DownloadError
+from pml_ops.core.progress import progress
 
 T = TypeVar("T")
 

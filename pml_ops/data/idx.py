@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from pml_ops.errors import DataError
+from pml_ops.core.errors import DataError
 
 # IDX type byte -> numpy dtype (big-endian where it matters).
 _IDX_DTYPES: dict[int, np.dtype] = {

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pml_ops.core.errors import DataError
+from pml_ops.core.io import atomic_path
 from pml_ops.data.fetch import fetch_verified
 from pml_ops.data.idx import gunzip, magic_number, parse_idx, verify_sha256
-from pml_ops.errors import DataError
-from pml_ops.io import atomic_path
 
 MIRROR_ENV = "PML_OPS_MNIST_MIRROR"  # MNIST's local mirror; each data set names its own below
 IMAGE_SIDE = 28

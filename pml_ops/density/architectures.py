@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture
-from pml_ops.density.vae import VAE
-from pml_ops.errors import ArchitectureError
+from pml_ops.core.errors import ArchitectureError
+from pml_ops.density.autoencoder import VAE
 
 IMAGE_SIDE = 28
 IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE

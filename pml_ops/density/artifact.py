@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from pml_ops.errors import DataError
-from pml_ops.io import atomic_path
+from pml_ops.core.errors import DataError
+from pml_ops.core.io import atomic_path
 
 FORMAT = "pml-ops density model"
 FORMAT_VERSION = 1

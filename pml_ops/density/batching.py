@@ -17,7 +17,7 @@ from torch import nn
 from pml_ops.density.architectures import IMAGE_PIXELS, IMAGE_SIDE
 
 if TYPE_CHECKING:
-    from pml_ops.density.vae import VAE
+    from pml_ops.density.autoencoder import VAE
 
 FLOAT_BYTES = 4
 LIKELIHOOD_TENSORS = 3  # logits reshaped, the expanded target, the elementwise BCE

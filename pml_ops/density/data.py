@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from pml_ops.config import Params
-from pml_ops.errors import ConfigError
-from pml_ops.resources import usable_cpus
+from pml_ops.core.errors import ConfigError
+from pml_ops.core.resources import usable_cpus
 
 if TYPE_CHECKING:
     import torch

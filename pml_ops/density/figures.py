@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from pml_ops.core.plotting import pyplot, save_figure
 from pml_ops.density.interface import DIGITS, FigureInputs, LatentDensityModel
-from pml_ops.plotting import pyplot, save_figure
 
 SIDE = 28
 

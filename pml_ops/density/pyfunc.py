@@ -60,7 +60,7 @@ class DensityPyfunc(PythonModel):
     """Loads the model's artifact (on the CPU) and answers `predict` with `predict_frame`."""
 
     def load_context(self, context: Any) -> None:
-        from pml_ops.density.registry import load_artifact
+        from pml_ops.density.families import load_artifact
 
         config = context.model_config
         self.seed = int(config["seed"])
@@ -111,7 +111,7 @@ def log_density_model(
     signature = infer_signature(images, predict_frame(model, images, seed))
     return log_model(
         name=NAME,
-        python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # model from code: no pickle
+        python_model=str(Path(__file__).with_name("pyfunc_from_code.py")),  # model from code: no pickle
         artifacts={ARTIFACT: str(artifact_path)},
         model_config={"name": model.name, "family": model.family, "seed": seed},
         code_paths=[str(Path(pml_ops.__file__).parent)],
@@ -132,7 +132,7 @@ def log_and_record(
 ) -> str:
     """`log_density_model`, then write its model id and the artifact's digest beside the artifact
     (so the evaluate stage links its metrics and the registry version to this LoggedModel)."""
-    from pml_ops.io import write_json
+    from pml_ops.core.io import write_json
 
     info = log_density_model(model, artifact_path, example, seed, tags)
     write_json(

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from pml_ops.config import TrainingParams
+from pml_ops.core.errors import CheckpointError, NonFiniteLossError
+from pml_ops.core.io import atomic_path
+from pml_ops.core.progress import progress
+from pml_ops.density.autoencoder import VAE
 from pml_ops.density.units import dequantise_unit_images
-from pml_ops.density.vae import VAE
-from pml_ops.errors import CheckpointError, NonFiniteLossError
-from pml_ops.io import atomic_path
-from pml_ops.progress import progress
-from pml_ops.stage import check_stop
+from pml_ops.runtime.stage import check_stop
 
 EVAL_BATCH = 2048  # default images per forward pass when scoring (bounds memory)
 

@@ -1,8 +1,9 @@
 """Bayesian GP regression with an RBF kernel: exact marginal likelihood, NUTS over the
 hyperparameters, posterior predictive, ArviZ diagnostics and figures.
 
-One concept per module, in the spirit of `pyro.contrib.gp`:
-`objective` (the function to fit), `model` (kernel, marginal likelihood, potential, the plain
-Pyro reference model), `predict` (closed-form posterior predictive), `nuts` (Stan's NUTS in numpy; chains
-possibly in parallel processes), `diagnostics` (InferenceData, ESS and r_hat) and `plots`.
+One concept per module, in the spirit of `pyro.contrib.gp`: `model` (kernel, marginal
+likelihood and the NUTS target over the log hyperparameters), `predict` (closed-form posterior
+predictive), `diagnostics` (InferenceData, ESS and r_hat), `figures`, and `from_params` (typed
+params -> these objects). The sampler is `pml_ops.inference.nuts`; the objective to fit is a
+`pml_ops.core.expression.Expression`.
 """

@@ -10,9 +10,9 @@ import os
 
 import numpy as np
 
+from pml_ops.core.io import atomic_path
 from pml_ops.gp.model import HYPERPARAMETERS
-from pml_ops.gp.nuts import Posterior
-from pml_ops.io import atomic_path
+from pml_ops.inference.nuts import Posterior
 
 
 def to_inference_data(posterior: Posterior):

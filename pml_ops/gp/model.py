@@ -64,6 +64,17 @@ class GPModel:
     def prior(self, name: str) -> LogNormalPrior:
         return {"variance": self.variance_prior, "lengthscale": self.lengthscale_prior}[name]
 
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return HYPERPARAMETERS
+
+    def log_density_and_grad(self, u: np.ndarray) -> tuple[float, np.ndarray]:
+        """The NUTS target: log p(y, u) over u = (log variance, log lengthscale)."""
+        return log_joint_and_grad(self, u)
+
+    def constrain(self, draws: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: np.exp(draws[..., i]) for i, name in enumerate(HYPERPARAMETERS)}
+
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 

@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from pml_ops.tracking import dvc_output_md5, git_commit
+from pml_ops.tracking.provenance import dvc_output_md5, git_commit
 
 PACKAGES = ("torch", "pyro-ppl", "arviz", "scikit-learn", "mlflow", "dvc", "optuna", "numpy")
 

@@ -13,8 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from pml_ops.errors import ReportError
-from pml_ops.io import atomic_path
+from pml_ops.core.errors import ReportError
+from pml_ops.core.io import atomic_path
 from pml_ops.report.spec import Cell, Figure, Report, Table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pml_ops.config import Params
-from pml_ops.io import write_json
-from pml_ops.tracking import set_shared_tag
+from pml_ops.core.io import write_json
+from pml_ops.tracking.store import set_shared_tag
 from pml_ops.tuning.figures import draw_figures, pareto_figure
-from pml_ops.tuning.report import CostBudget, cost_summary, promote_best, summarize
 from pml_ops.tuning.storage import resolve_storage
 from pml_ops.tuning.study import StudyPlan, run_study
+from pml_ops.tuning.summary import CostBudget, cost_summary, promote_best, summarize
 from pml_ops.tuning.task import COST, TuningTask
 
 

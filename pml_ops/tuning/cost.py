@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pml_ops.density.architectures import IMAGE_SIDE
-from pml_ops.density.vae import VAE
+from pml_ops.density.autoencoder import VAE
 
 COUNT_BATCH = 2  # images per counted step (FLOPs scale linearly with the batch)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 
-from pml_ops.plotting import pyplot, save_figure
+from pml_ops.core.plotting import pyplot, save_figure
 from pml_ops.tuning.task import COST
 
 TARGET_NAME = "validation ELBO (nats/image)"

@@ -24,7 +24,7 @@ from pml_ops.config import (
     TrainingParams,
     VaeSpace,
 )
-from pml_ops.errors import ArchitectureError, DataError, NonFiniteLossError
+from pml_ops.core.errors import ArchitectureError, DataError, NonFiniteLossError
 from pml_ops.tuning.space import suggest
 from pml_ops.tuning.task import EpochCallback, Evaluate
 

@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from pml_ops.config import HeartbeatParams
-from pml_ops.errors import ConfigError, TuningError
-from pml_ops.tracking import holding, resolve_uri, store_lock
+from pml_ops.core.errors import ConfigError, TuningError
+from pml_ops.tracking.store import holding, resolve_uri, store_lock
 from pml_ops.tuning.task import StaleTrialCallback
 
 SQLITE_LOCK_TIMEOUT_S = 60  # workers on one SQLite file wait this long for its write lock

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 import optuna
 
-from pml_ops.errors import TrialError
-from pml_ops.stage import check_stop, ignore_stops, stop_signal
-from pml_ops.tracking import holding, store_lock
+from pml_ops.core.errors import TrialError
+from pml_ops.runtime.stage import check_stop, ignore_stops, stop_signal
+from pml_ops.tracking.store import holding, store_lock
 
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch (1-based) with that epoch's validation ELBO."""
@@ -166,7 +166,7 @@ class TrialRunner:
                 parent_run_id=self.target.parent_run_id,
                 nested=True,
                 tags={
-                    "pml_ops.stage": "tune",
+                    "pml_ops.runtime.stage": "tune",
                     "pml_ops.model": self.task.model,
                     "optuna.study": trial.study.study_name,
                     "optuna.trial": str(trial.number),

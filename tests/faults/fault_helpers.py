@@ -75,7 +75,7 @@ def cli_with_slow_task(*argv: str) -> None:
     """`python -m tests.faults.fault_helpers cli ARGS`: the real `pml-ops` command line, with
     SlowTask in place of the density models (no torch, no MNIST)."""
     import pml_ops.tuning.models
-    from pml_ops.cli import main
+    from pml_ops.cli.main import main
 
     pml_ops.tuning.models.DensityTask = lambda model, params: SlowTask(epochs=50)  # type: ignore[assignment,misc]
     sys.exit(main(list(argv)))
@@ -86,8 +86,8 @@ def sleeping_stage(params_file: str, output: str, seconds: str) -> None:
     MLflow run, writes a checkpoint, prints its pid and run id, works for SECONDS and only then
     writes OUTPUT."""
     from pml_ops.config import Params
-    from pml_ops.run_group import stage_run
-    from pml_ops.stage import run_stage
+    from pml_ops.runtime.stage import run_stage
+    from pml_ops.tracking.run_group import stage_run
 
     def stage(params: Params) -> None:
         with stage_run(params, "sleeper", {"stage": "sleeper"}) as run:

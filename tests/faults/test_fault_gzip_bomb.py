@@ -8,9 +8,9 @@ import tracemalloc
 
 import pytest
 
+from pml_ops.core.errors import DataError, DownloadError
 from pml_ops.data.idx import gunzip
 from pml_ops.data.mnist import FILES, fetch_mnist
-from pml_ops.errors import DataError, DownloadError
 
 BOMB_BYTES = 64 * 1024 * 1024  # inflates to 64 MiB; the expected file is 166 bytes
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from pml_ops.config import load_params, parse_params
-from pml_ops.density import registry
-from pml_ops.errors import ConfigError, DataError
+from pml_ops.core.errors import ConfigError, DataError
+from pml_ops.density import families
 from tests.conftest import REPO_ROOT
 from tests.test_density_registry import _fitted, _raw
 
@@ -27,29 +27,29 @@ def params(tmp_path, monkeypatch):
 
 
 def test_a_file_from_another_architecture_is_refused(params):
-    path = registry.paths(params, "cvae").artifact
+    path = families.paths(params, "cvae").artifact
     _fitted(params, "cvae").save(path)
     raw = _raw()
     raw["cvae"]["architecture"]["channels"] = [8, 16]
     with pytest.raises(DataError, match=rf"{path}: model 'cvae': saved with hyperparameters") as error:
-        registry.load(parse_params(raw), "cvae")
+        families.load(parse_params(raw), "cvae")
     assert "'channels': [16, 32]" in str(error.value) and "'channels': [8, 16]" in str(error.value)
     assert str(error.value).endswith("rerun `dvc repro train@cvae`")
     _fitted(params, "vae").save(path)  # a VAE's file where the CVAE's should be
     with pytest.raises(DataError, match=r"holds a 'vae' model, not 'cvae'; rerun `dvc repro train@cvae`"):
-        registry.load(params, "cvae")
+        families.load(params, "cvae")
 
 
 @pytest.mark.parametrize("name", ["cvae", "gmm"])
 def test_corrupt_truncated_or_missing_files_are_refused(params, name):
-    path = registry.paths(params, name).artifact
+    path = families.paths(params, name).artifact
     _fitted(params, name).save(path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataError, match=rf"{path}: model '{name}' is corrupt or truncated .*train@{name}`"):
-        registry.load(params, name)
+        families.load(params, name)
     path.unlink()
     with pytest.raises(DataError, match=rf"{path}: trained model '{name}' not found; rerun `dvc repro"):
-        registry.load(params, name)
+        families.load(params, name)
 
 
 def test_unbuildable_architecture_is_refused_by_validate_and_by_the_stage(tmp_path):
@@ -79,4 +79,4 @@ def test_unbuildable_tuned_architecture_names_the_tuned_file(params, tmp_path):
         match=r"^models.cvae_tuned: params_tuned.yaml: cvae_tuned.architecture: \(kernel_size=7, stride=1, "
         r"padding=3, output_padding=1\): output_padding must be smaller than stride$",
     ):
-        registry.check_models(params)
+        families.check_models(params)

@@ -180,7 +180,7 @@ def test_real_dvc_killed_mid_stage_takes_the_stage_with_it(temp_clone, stage_env
 
 LOST_STOP = """
 import time
-from pml_ops import stage
+from pml_ops.runtime import stage
 
 def signal_arrives(signum):
     try:
@@ -216,7 +216,7 @@ def test_a_lost_stop_is_raised_again_and_a_second_signal_never_interrupts_the_cl
 PARALLEL_CHAINS = """
 import numpy as np
 from pml_ops.gp.model import GPModel, LogNormalPrior
-from pml_ops.gp.nuts import NUTSSettings, sample_posterior
+from pml_ops.inference.nuts import NUTSSettings, sample_posterior
 
 x = np.linspace(-1.0, 1.0, 5)
 model = GPModel(x, np.sin(2 * x), 1e-2, LogNormalPrior(0.0, 1.0), LogNormalPrior(0.0, 1.0))

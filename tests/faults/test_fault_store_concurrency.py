@@ -15,7 +15,7 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pml_ops.run_group import PIPELINE_TAG
+from pml_ops.tracking.run_group import PIPELINE_TAG
 from tests.faults.conftest import fault_params
 
 PROCESSES = 4
@@ -27,7 +27,7 @@ def _open_stores_and_start_a_stage_run(params_file: str, index: int, barrier) ->
     import mlflow
 
     from pml_ops.config import load_params
-    from pml_ops.run_group import stage_run
+    from pml_ops.tracking.run_group import stage_run
     from pml_ops.tuning.storage import open_storage, resolve_storage
 
     os.environ["PML_OPS_RUN_GROUP"] = "concurrent"

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from pml_ops.config import TrackingParams
-from pml_ops.errors import TrackingError
-from pml_ops.tracking import configure
+from pml_ops.core.errors import TrackingError
+from pml_ops.tracking.store import configure
 
 
 class _HealthyButStuck(http.server.BaseHTTPRequestHandler):

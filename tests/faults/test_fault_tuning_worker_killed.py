@@ -19,7 +19,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import parse_params
-from pml_ops.errors import TuningError
+from pml_ops.core.errors import TuningError
 from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.storage import open_storage, resolve_storage
 from pml_ops.tuning.task import EPOCHS_DONE, MLFLOW_RUN, NO_HEARTBEAT, WORKER
@@ -109,7 +109,7 @@ def test_silent_worker_trial_is_failed_by_heartbeat_and_retried_on_sqlite(tmp_pa
     heartbeat = params.tuning.heartbeat
 
     # The lost worker: its trial started, recorded a heartbeat and an MLflow run, then went silent.
-    from pml_ops.tracking import configure
+    from pml_ops.tracking.store import configure
 
     experiment_id = configure(params.tracking, tmp_path)
     client = MlflowClient(params.tracking.uri)

@@ -1,0 +1,1 @@
+"""Generic inference: Stan's NUTS in numpy over any log density with its gradient."""

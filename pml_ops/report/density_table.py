@@ -1,0 +1,136 @@
+"""Table 1: the density models side by side, one row per model (`comparison_rows` of
+`pml_ops.density.evaluation`), columns grouped by unit, each number `mean ± se` over images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pml_ops.report.render import markdown_table
+from pml_ops.report.spec import Table
+
+
+def estimate(row: dict[str, Any], key: str, spec: str) -> str | None:
+    """`mean ± se` of metric `key` (with `MC ±` when it has a Monte Carlo error), or None."""
+    value = row.get(key)
+    if value is None:
+        return None
+    text = format(value, spec)
+    if row.get(f"{key}_se") is not None:
+        text += f" ± {row[f'{key}_se']:{spec}}"
+    if row.get(f"{key}_mc_se") is not None:
+        text += f" (MC ± {row[f'{key}_mc_se']:{spec}})"
+    return text
+
+
+# Table 1's columns, grouped by unit: (group, metrics key, column title, format).
+GROUPS = {
+    "nats": "nats/image",
+    "bpd": "bits/dim",
+    "mse": "MSE/pixel",
+    "knn": "k-NN accuracy",
+}
+COLUMNS = [
+    ("nats", "test_score", "score, all test images", ".2f"),
+    ("nats", "subset_score", "score, IWAE images", ".2f"),
+    ("nats", "test_iwae", "IWAE, IWAE images", ".2f"),
+    ("nats", "iwae_gap", "IWAE - ELBO", ".2f"),
+    ("bpd", "bits_per_dim", "dequantised, IWAE images", ".4f"),
+    ("mse", "test_mse_posterior_sample", "posterior sample", ".4f"),
+    ("mse", "test_mse_posterior_mean", "posterior mean", ".4f"),
+    ("knn", "test_knn_accuracy", "latent means", ".4f"),
+]
+
+
+def column_title(group: str, title: str) -> str:
+    return f"[{GROUPS[group]}] {title}"
+
+
+def table1(
+    rows: list[dict[str, Any]],
+    caption: str = "",
+    extra: dict[str, tuple[str, dict[str, Any], str]] | None = None,
+) -> Table:
+    """Table 1: one row per model, columns grouped by unit, each number `mean ± se` over images.
+
+    `extra` adds columns title -> (format, {model: value}, note), e.g. the original study's numbers.
+    """
+    extra = extra or {}
+    first = rows[0] if rows else {}
+    n_all, n_subset = first.get("test_images"), first.get("subset_images")
+    k = next((row["iwae_samples"] for row in rows if row.get("iwae_samples")), None)
+    knn = next((row["knn_neighbors"] for row in rows if row.get("knn_neighbors")), None)
+    columns = ["model", "objective / observation"]
+    columns += [column_title(group, title) for group, _, title, _ in COLUMNS]
+    for title in extra:  # beside the last column of its unit group ("[unit] ...")
+        same_unit = [i for i, column in enumerate(columns) if column.split("]")[0] == title.split("]")[0]]
+        columns.insert(same_unit[-1] + 1 if same_unit else len(columns), title)
+    cells = []
+    for row in rows:
+        cell: dict[str, Any] = {
+            "model": row["model"],
+            "objective / observation": f"{row.get('objective')}: {row.get('observation')}",
+        }
+        for group, key, title, spec in COLUMNS:
+            cell[column_title(group, title)] = estimate(row, key, spec)
+        if row.get("bits_per_dim") is None:
+            cell[column_title("bpd", "dequantised, IWAE images")] = (
+                "not a density" if not row.get("normalised", True) else None
+            )
+        for title, (_, values, _) in extra.items():
+            cell[title] = values.get(row["model"])
+        cells.append(cell)
+    notes = {
+        column_title("nats", "score, all test images"): (
+            f"mean log-score over all {f'{n_all} ' if n_all else ''}test images (pixel values k/255), "
+            "nats per image: the "
+            "single-sample ELBO for the VAE/CVAE (the study's unit and comparison; with the Bernoulli "
+            "decoder not a normalised density, so comparable only among the Bernoulli models), the "
+            "exact log-likelihood for PPCA and the GMM (Gaussian densities over [0, 1]^784). A "
+            "continuous-Bernoulli VAE/CVAE's ELBO bounds a normalised density over [0, 1]^784 too, "
+            "trained on dequantised images, but densities at the 256 grey levels k/255 do not rank "
+            "models: bits/dim does. ± is the "
+            "standard error over images; MC ± the Monte Carlo error of the sampled ELBO (from two "
+            "independent draws per image)"
+        ),
+        column_title("nats", "score, IWAE images"): (
+            f"the same score on the {f'{n_subset} ' if n_subset else ''}test images that the IWAE and "
+            "bits/dim use (the "
+            f"first {n_subset or 'evaluate.iwae_images'}), so these columns compare like with like"
+        ),
+        column_title("nats", "IWAE, IWAE images"): (
+            f"importance-weighted bound on log p(x), K = {k}, same images; MC ± by the delta method "
+            "from the importance weights. Bernoulli VAE/CVAE only: a continuous-Bernoulli one's IWAE "
+            "is taken at the dequantised points, as its bits/dim"
+        ),
+        column_title("nats", "IWAE - ELBO"): "the bound gap, paired per image (same images, same scale)",
+        column_title("bpd", "dequantised, IWAE images"): (
+            "bits per dimension of the 8-bit images under uniform dequantisation (k + u) / 256 with one "
+            "fixed noise draw shared by all models; normalised densities only: exact for PPCA/GMM, from "
+            "the IWAE (an upper bound) for a continuous-Bernoulli VAE/CVAE, which is trained on "
+            "dequantised images (fresh noise each batch). A Bernoulli decoder is not a density over "
+            "grey levels: no bits/dim"
+        ),
+        column_title("mse", "posterior sample"): (
+            "per-pixel MSE of the decoder mean at one posterior sample (as the study), images in [0, 1]"
+        ),
+        column_title("mse", "posterior mean"): "per-pixel MSE of the decoder mean at the posterior mean",
+        column_title("knn", "latent means"): (
+            f"{knn}-nearest-neighbour classifier fit on the training latent means, test accuracy "
+            "(± binomial standard error)"
+        ),
+    }
+    notes.update({title: note for title, (_, _, note) in extra.items()})
+    formats = {title: spec for title, (spec, _, _) in extra.items()}
+    return Table(caption=caption, columns=columns, rows=cells, notes=notes, formats=formats)
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    """Table 1 as Markdown (the report's renderer), its groups and columns explained below it."""
+    groups = (
+        "Columns are grouped by unit: **nats/image** (higher is better; the study's unit), "
+        "**bits/dim** (lower is better; the one unit in which all normalised densities compare), "
+        "**MSE/pixel** (lower is better) and **k-NN accuracy** (higher is better). Normalised "
+        "densities: PPCA and the GMM (exact) and the continuous-Bernoulli VAE/CVAE (bounds); the "
+        "Bernoulli ELBOs (the study's comparison) are not, and have no bits/dim.\n"
+    )
+    return groups + "\n" + markdown_table(table1(rows)) + "\n"
