@@ -1,10 +1,11 @@
-"""The seed-variation benchmark's summary: mean ± sd over seeds, and which differences exceed it."""
+"""The seed-variation study's summary: mean ± sd over seeds, and which differences exceed it."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.seed_variation import (
+from pml_ops.density.seed_spread import summarise
+from studies.seed_variation import (
     END,
     START,
     STUDY_END,
@@ -15,7 +16,6 @@ from benchmarks.seed_variation import (
     models,
     write_results_section,
 )
-from pml_ops.density.seed_spread import summarise
 from tests.conftest import REPO_ROOT
 
 BERNOULLI = {"observation": "Bernoulli", "normalised": False}
@@ -103,7 +103,7 @@ def test_report_shows_the_seed_spread_and_only_the_differences_that_exceed_it(tm
 def test_combine_summarises_per_seed_files_and_refuses_mixed_settings(tmp_path):
     import json
 
-    from benchmarks.seed_variation import combine
+    from studies.seed_variation import combine
 
     settings = {"kind": "reduced", "epochs": 1, "iwae_images": 10}
     files = []

@@ -1,5 +1,5 @@
 """Seed spread of Table 1: mean ± sd of each metric over seeds, and which differences between
-models exceed it (benchmarks/seed_variation.py writes it; the report shows it)."""
+models exceed it (studies/seed_variation.py writes it; the report shows it)."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
 
 def seed_variation_tables(path: Path, order: list[str] | None = None) -> list[Table]:
     """Table 1 over seeds and the differences between models that exceed the seed spread, from
-    benchmarks/seed_variation.py's results (none when it has not been run). Rows follow `order`
+    studies/seed_variation.py's results (none when it has not been run). Rows follow `order`
     (Table 1's models), then any other model the results hold."""
     from pml_ops.density.seed_spread import METRICS, comparisons
 

@@ -1,12 +1,12 @@
 """Seed variation of Table 1: train and score every density model with several seeds.
 
-    python -m benchmarks.seed_variation [--seeds 0 1 2] [--train 10000] [--test N] [--epochs 5]
-        [--iwae-samples 100] [--iwae-images 1000] [--out benchmarks/results/seed_variation.json]
+    python -m studies.seed_variation [--seeds 0 1 2] [--train 10000] [--test N] [--epochs 5]
+        [--iwae-samples 100] [--iwae-images 1000] [--out results/seed_variation.json]
 
     # the study's settings (every training image, 25 epochs, K = 1000 on params.yaml's IWAE images),
     # one process per seed on one thread each, then the seeds combined:
-    python -m benchmarks.seed_variation --study-settings --threads 1 --seeds 1 --out seed1.json
-    python -m benchmarks.seed_variation --combine seed0.json seed1.json seed2.json
+    python -m studies.seed_variation --study-settings --threads 1 --seeds 1 --out seed1.json
+    python -m studies.seed_variation --combine seed0.json seed1.json seed2.json
     # (--models NAME ... scores only some models; --combine merges such files per seed)
 
 For each seed (`density.seed`: weights, train/validation split, shuffling, noise, GMM start) every
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         help="summarise the runs of these result JSONs instead",
     )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/seed_variation.json"))
+    parser.add_argument("--out", type=Path, default=Path("results/seed_variation.json"))
     parser.add_argument("--doc", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args(argv)
     if args.combine:

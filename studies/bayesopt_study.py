@@ -1,7 +1,7 @@
 """Success rate of Bayesian optimisation over seeds: each acquisition of pml_ops.bayesopt and
 Optuna's GPSampler on the same budget (params.yaml `bayesopt`: initial design, iterations).
 
-    python -m benchmarks.bayesopt_study [--seeds 20] [--workers 2] [--methods expected_improvement ...]
+    python -m studies.bayesopt_study [--seeds 20] [--workers 2] [--methods expected_improvement ...]
 
 Success: best f within `bayesopt.success_tolerance` of the global minimum after the last
 iteration. Runs (method, seed) are spread over --workers processes (one torch thread each); a
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/bayesopt_study.json")
+    parser.add_argument("--out", default="results/bayesopt_study.json")
     args = parser.parse_args()
     params = load_params()
     cfg = params.bayesopt
