@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: run test smoke lint lint-python lint-containers install push pull docker-build docker-build-cuda \
+.PHONY: hooks run test smoke lint lint-python lint-containers install push pull docker-build docker-build-cuda \
 	docker-run test-docker test-docker-cuda
 
 install:
@@ -13,6 +13,10 @@ install:
 ## by side on a core each (pml-ops repro; README: The pipeline). `dvc repro` runs them one at a time.
 run: install
 	$(WITH_VENV) $(BIN)/pml-ops repro
+
+## Use the repository's git hooks (.githooks/commit-msg: subjects under 73 characters).
+hooks:
+	git config core.hooksPath .githooks
 
 ## Run the whole test suite.
 test: install
