@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 hadolint docker/Dockerfile docker/standin-postgres/Dockerfile
 actionlint
 check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
-shellcheck .ci/run scripts/*.sh docker/*.sh docker/standin-postgres/*.sh
+shellcheck .ci/run .githooks/commit-msg scripts/*.sh docker/*.sh docker/standin-postgres/*.sh
 echo "lint-containers: ok"
