@@ -10,12 +10,13 @@ import numpy as np
 from pml_ops.bayesopt import figures as plots
 from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
-from pml_ops.config import Params, flatten
+from pml_ops.config import Params
 from pml_ops.core.expression import Expression, grid_minimum
 from pml_ops.core.io import write_json
 from pml_ops.core.metrics_files import write_metrics
 from pml_ops.core.resources import resource_metrics
 from pml_ops.runtime.stage import run_stage
+from pml_ops.tracking.params import flatten
 from pml_ops.tracking.run_group import stage_run
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from pml_ops.config import Params, flatten
+from pml_ops.config import Params
 from pml_ops.core.metrics_files import split_metrics, write_split
 from pml_ops.core.resources import resource_metrics
 from pml_ops.data.mnist import dataset
@@ -20,6 +20,7 @@ from pml_ops.density.pyfunc import recorded_or_logged
 from pml_ops.density.units import dequantise
 from pml_ops.tracking.datasets import log_images
 from pml_ops.tracking.model_registry import register, version_tags
+from pml_ops.tracking.params import flatten
 from pml_ops.tracking.run_group import stage_run
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pml_ops.config import Params, flatten
+from pml_ops.config import Params
 from pml_ops.core.expression import Expression
 from pml_ops.core.metrics_files import write_metrics
 from pml_ops.core.resources import resource_metrics
@@ -17,6 +17,7 @@ from pml_ops.gp.from_params import gp_model, nuts_settings
 from pml_ops.gp.predict import summarize_predictive
 from pml_ops.inference.nuts import sample_posterior
 from pml_ops.runtime.stage import run_stage
+from pml_ops.tracking.params import flatten
 from pml_ops.tracking.run_group import stage_run
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from pml_ops.config import Params, flatten
+from pml_ops.config import Params
 from pml_ops.core.io import write_json
 from pml_ops.core.metrics_files import write_metrics
 from pml_ops.core.resources import resource_metrics
@@ -19,6 +19,7 @@ from pml_ops.density.model_stage import numeric, run_model_stage
 from pml_ops.density.pyfunc import log_and_record
 from pml_ops.density.training import EpochStats
 from pml_ops.tracking.datasets import log_images
+from pml_ops.tracking.params import flatten
 from pml_ops.tracking.run_group import stage_run
 
 

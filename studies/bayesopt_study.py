@@ -27,7 +27,7 @@ from pml_ops.bayesopt.loop import minimise
 from pml_ops.bayesopt.peer import optuna_gp_minimise
 from pml_ops.config import load_params
 from pml_ops.core.expression import Expression, grid_minimum
-from pml_ops.gp.from_params import flatten
+from pml_ops.tracking.params import flatten
 
 METHODS = ["expected_improvement", "optuna_gp", "thompson", "lower_confidence_bound"]
 

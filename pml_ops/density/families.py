@@ -114,7 +114,7 @@ def vae_params(params: Params, name: str) -> VaeParams | CvaeParams:
         section = load_tuned(found.file, found.section, section)
     if found.architecture is None:
         return section
-    # config.py checked the keys against the family's architecture class, which a tuned one shares
+    # pml_ops.config.params checked the keys against the family's architecture class, which a tuned one shares
     arch = override_architecture(section.architecture, found.architecture, f"models.{name}.architecture")
     return section.model_copy(update={"architecture": arch})
 
