@@ -8,8 +8,8 @@ from pml_ops.config.base import NonEmptyStr, Section
 class ReportParams(Section):
     html: NonEmptyStr
     markdown: NonEmptyStr
-    bo_study: NonEmptyStr  # results of benchmarks/bayesopt_study.py, shown when present
-    seed_variation: NonEmptyStr  # results of benchmarks/seed_variation.py, shown when present
+    bo_study: NonEmptyStr  # results of studies/bayesopt_study.py, shown when present
+    seed_variation: NonEmptyStr  # results of studies/seed_variation.py, shown when present
     metrics: NonEmptyStr  # the report stage's own wall time and peak memory
     # The numbers the original study reported, shown beside ours: model -> {column: value}.
     study: dict[str, dict[str, float]]
