@@ -38,7 +38,7 @@ STAGE_SCRIPT = """
 import os, sys
 import mlflow
 from pml_ops.config import load_params
-from pml_ops.tracking import configure
+from pml_ops.tracking.store import configure
 
 configure(load_params("params.yaml").tracking)
 with mlflow.start_run(run_name="server-smoke") as run:
