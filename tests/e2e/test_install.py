@@ -18,7 +18,7 @@ from tests.conftest import VENV_BIN, run
 
 pytestmark = [pytest.mark.install, pytest.mark.e2e]
 
-# The knobs of the images' install (docker/Dockerfile; tests/test_container_files.py checks it
+# The knobs of the images' install (docker/Dockerfile; tests/containers/test_container_files.py checks it
 # sets them). TORCH_INDEX_URL is left as the environment has it: the CPU wheel index
 # on GitHub Actions, the local torch wheel here.
 IMAGE_KNOBS = {"PML_OPS_EXTRAS": "", "PML_OPS_EDITABLE": "0"}
