@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from pml_ops.config import profiles
-from pml_ops.data.idx import encode_idx, sha256_hex
+from pml_ops.data.idx import sha256_hex
 from pml_ops.data.mnist import MIRROR_ENV, IdxFile
+from tests.helpers.idx_files import encode_idx
 from tests.helpers.postgres import fresh_database
 
 if TYPE_CHECKING:

@@ -9,8 +9,9 @@ import torch
 from scipy import stats
 
 from pml_ops.core.expression import Expression
-from pml_ops.gp.model import GPModel, GPPotential, LogNormalPrior, plain_gp_regression
+from pml_ops.gp.model import GPModel, LogNormalPrior
 from pml_ops.gp.predict import predict, sample_paths
+from tests.helpers.gp_reference import GPPotential, plain_gp_regression
 
 STUDY = "sin(20*x) + 2*cos(14*x) - 2*sin(6*x)"
 
