@@ -1,7 +1,8 @@
 """Bulk-ESS per second of NUTS on the study's GP posterior, in one run: the gp stage's sampler
 (pml_ops.inference.nuts), NumPyro's NUTS (the anchor; `pip install -e .[bench]`) and Pyro's NUTS on the
-same potential (the stage's sampler before), same data, priors, noise, chains, warm-up, draws,
-target acceptance and tree depth.
+same potential (the stage's sampler before; tests/helpers/gp_reference.py, Pyro from `.[dev]`), same
+data, priors, noise, chains, warm-up, draws, target acceptance and tree depth. Run it from the
+repository root (it imports the reference from tests/).
 
     python -m benchmarks.gp_nuts [--num-samples N] [--skip-pyro] [--out benchmarks/gp_nuts.json]
 
@@ -127,7 +128,7 @@ def _pyro_chain(model: GPModel, settings: NUTSSettings, chain: int, start: np.nd
     import torch
     from pyro.infer.mcmc import MCMC, NUTS
 
-    from pml_ops.gp.model import UNCONSTRAINED, GPPotential
+    from tests.helpers.gp_reference import UNCONSTRAINED, GPPotential
 
     torch.set_num_threads(1)
     pyro.set_rng_seed(settings.seed * 1000 + chain)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that starts the shared MLflow tracking server: the compose service `mlflow` and
-# the tests (tests/test_mlflow_server.py, tests/test_sharing_mlflow.py) all run this script.
+# the tests (tests/e2e/test_mlflow_server.py, tests/e2e/test_sharing_mlflow.py) all run this script.
 #
 #   MLFLOW_BACKEND_STORE_URI      required, e.g. postgresql+psycopg2://user:password@postgres:5432/mlflow
 #   MLFLOW_ARTIFACTS_DESTINATION  where the server stores the artifacts it proxies: a directory on a

@@ -24,10 +24,10 @@ import numpy as np
 
 from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
-from pml_ops.bayesopt.peer import optuna_gp_minimise
 from pml_ops.config import load_params
 from pml_ops.core.expression import Expression, grid_minimum
 from pml_ops.tracking.params import flatten
+from tests.helpers.bayesopt_peer import optuna_gp_minimise
 
 METHODS = ["expected_improvement", "optuna_gp", "thompson", "lower_confidence_bound"]
 

@@ -66,7 +66,7 @@ def settings_params(raw: dict, seed: int, args: argparse.Namespace) -> Any:
 def models(params: Any) -> list[DensityModel]:
     """Every model of the list, and a continuous-Bernoulli twin `<name>_cb` of each untuned
     Bernoulli VAE-family model whose twin the list does not hold already (params.yaml's `vae_cb`
-    and `cvae_cb` are these twins: tests/test_seed_variation.py checks their weights agree)."""
+    and `cvae_cb` are these twins: tests/unit/density/test_seed_variation.py checks their weights agree)."""
     names = families.model_names(params)
     out = []
     for name in names:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the offline MNIST mirror, synthetic IDX files and temporary repo clones."""
+"""Shared fixtures: the offline MNIST mirror, synthetic IDX files, temporary repo clones, the
+PostgreSQL and S3 servers, the session pipeline and a logged density pyfunc."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import numpy as np
 import pytest
 
 from pml_ops.config import profiles
-from pml_ops.data.idx import encode_idx, sha256_hex
+from pml_ops.data.idx import sha256_hex
 from pml_ops.data.mnist import MIRROR_ENV, IdxFile
-from tests.postgres import fresh_database
+from tests.helpers.idx_files import encode_idx
+from tests.helpers.postgres import fresh_database
 
 if TYPE_CHECKING:
-    from tests.s3_helpers import S3Server
+    from tests.helpers.s3_helpers import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -69,6 +71,31 @@ def synthetic_mirror(tmp_path: Path):
     for name, blob in blobs.items():
         (mirror / name).write_bytes(blob)
     return mirror, specs, arrays
+
+
+@pytest.fixture
+def logged_ppca(tmp_path: Path, monkeypatch):
+    """A PPCA fitted on random images, logged as the density pyfunc in a run of a fresh store
+    (experiment "unit"); returns (store directory, model, logged model id, images)."""
+    import mlflow
+
+    from pml_ops.config import TrackingParams
+    from pml_ops.density.models.ppca import PPCA
+    from pml_ops.density.pyfunc import log_and_record
+    from pml_ops.tracking.store import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    configure(
+        TrackingParams(uri="sqlite:///mlflow.db", experiment="unit", artifact_root="mlartifacts"), tmp_path
+    )
+    images = np.random.default_rng(0).random((40, 784)).astype(np.float32)
+    model = PPCA(2).fit_pixels(images)
+    artifact = tmp_path / "models" / "ppca" / "ppca.npz"
+    model.save(artifact)
+    with mlflow.start_run():
+        model_id = log_and_record(model, artifact, images[:2], 0, {"model": "ppca"})
+    return tmp_path, model, model_id, images
 
 
 def project_files() -> list[str]:
@@ -121,7 +148,7 @@ def stage_env(mnist_mirror: Path, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL server, dropped afterwards (tests/postgres.py)."""
+    """A fresh database on the local PostgreSQL server, dropped afterwards (tests/helpers/postgres.py)."""
     with fresh_database() as url:
         yield url
 
@@ -129,7 +156,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory) -> Iterator[S3Server]:
     """One moto S3 server for the sharing tests (each test keeps to its own key prefix)."""
-    from tests.s3_helpers import start_s3
+    from tests.helpers.s3_helpers import start_s3
 
     yield from start_s3(tmp_path_factory.mktemp("s3"))
 

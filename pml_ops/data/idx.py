@@ -90,12 +90,3 @@ def parse_idx(blob: bytes, name: str, expected_magic: int | None = None) -> np.n
         )
     data = np.frombuffer(blob, dtype=dtype, offset=header_end).reshape(shape)
     return data.astype(dtype.newbyteorder("="), copy=True)
-
-
-def encode_idx(array: np.ndarray) -> bytes:
-    """Serialise an array as IDX (used by tests and by anyone building IDX fixtures)."""
-    codes = {dtype.kind + str(dtype.itemsize): code for code, dtype in _IDX_DTYPES.items()}
-    code = codes[array.dtype.kind + str(array.dtype.itemsize)]
-    header = magic_number(code, array.ndim).to_bytes(4, "big")
-    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(_IDX_DTYPES[code], copy=False).tobytes()

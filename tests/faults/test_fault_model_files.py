@@ -1,6 +1,6 @@
 """Faults in model files and architectures: a corrupt, truncated, missing or mismatched model
 file, and an architecture that cannot be built, are refused with a message naming the file or
-key and the stage to rerun (issue 11's registry does the checking)."""
+key and the stage to rerun (pml_ops.density.families does the checking)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pml_ops.config import load_params, parse_params
 from pml_ops.core.errors import ConfigError, DataError
 from pml_ops.density import families
 from tests.conftest import REPO_ROOT
-from tests.test_density_registry import _fitted, _raw
+from tests.unit.density.test_density_registry import _fitted, _raw
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT
-from tests.faults.conftest import fault_params
+from tests.helpers.faults.fault_params import fault_params
 
 T = TypeVar("T")
 
-STAGE = [sys.executable, "-m", "tests.faults.fault_helpers", "stage"]
+STAGE = [sys.executable, "-m", "tests.helpers.faults.fault_helpers", "stage"]
 
 
 def _env() -> dict[str, str]:
@@ -148,7 +148,7 @@ def test_real_dvc_killed_mid_stage_takes_the_stage_with_it(temp_clone, stage_env
     """`dvc repro prepare` killed with SIGKILL (DVC alone, not its group) while the stage
     downloads from a slow mirror: the stage stops too and never writes data/mnist.npz."""
     from pml_ops.data.mnist import MIRROR_ENV
-    from tests.test_interrupt_e2e import SlowMirror
+    from tests.e2e.test_interrupt_e2e import SlowMirror
 
     with SlowMirror(mnist_mirror) as mirror:
         threading.Thread(target=mirror.serve_forever, daemon=True).start()

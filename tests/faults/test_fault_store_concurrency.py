@@ -16,7 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pml_ops.tracking.run_group import PIPELINE_TAG
-from tests.faults.conftest import fault_params
+from tests.helpers.faults.fault_params import fault_params
 
 PROCESSES = 4
 

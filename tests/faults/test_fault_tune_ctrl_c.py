@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from pml_ops.tuning.task import EPOCHS_DONE
 from tests.conftest import REPO_ROOT
-from tests.faults.conftest import fault_params
+from tests.helpers.faults.fault_params import fault_params
 
 TrialState = optuna.trial.TrialState
 
@@ -29,7 +29,14 @@ def test_ctrl_c_on_tune_prints_one_line_and_ends_every_run_killed(tmp_path):
     raw = yaml.safe_load(params_file.read_text())
     env = {**os.environ, "PML_OPS_PROGRESS": "0", "PYTHONPATH": str(REPO_ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    command = [sys.executable, "-m", "tests.faults.fault_helpers", "cli", "--params", str(params_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.helpers.faults.fault_helpers",
+        "cli",
+        "--params",
+        str(params_file),
+    ]
     tune = subprocess.Popen(
         [*command, "tune", "--model", "cvae"],
         cwd=REPO_ROOT,

@@ -14,8 +14,8 @@ import yaml
 from pml_ops.config import parse_params
 from pml_ops.tuning.command import Overrides, describe, tune
 from pml_ops.tuning.summary import CostBudget, promote_best
-from tests.faults.conftest import fault_params
-from tests.faults.fault_helpers import SlowTask
+from tests.helpers.faults.fault_helpers import SlowTask
+from tests.helpers.faults.fault_params import fault_params
 
 RECORDED = {
     "cvae_tuned": {

@@ -24,8 +24,8 @@ from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.storage import open_storage, resolve_storage
 from pml_ops.tuning.task import EPOCHS_DONE, MLFLOW_RUN, NO_HEARTBEAT, WORKER
 from tests.conftest import REPO_ROOT
-from tests.faults.conftest import fault_params
-from tests.faults.fault_helpers import DyingTask, SlowTask
+from tests.helpers.faults.fault_helpers import DyingTask, SlowTask
+from tests.helpers.faults.fault_params import fault_params
 
 TrialState = optuna.trial.TrialState
 TRIALS = 4
@@ -49,7 +49,14 @@ def test_kill_9_of_one_worker_mid_trial_still_gives_exactly_n_complete_trials(tm
     storage = optuna.storages.RDBStorage(resolve_storage(postgres_url))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PML_OPS_PROGRESS": "0"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    command = [sys.executable, "-m", "tests.faults.fault_helpers", "tune", str(params_file), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.helpers.faults.fault_helpers",
+        "tune",
+        str(params_file),
+        str(tmp_path),
+    ]
     tune_process = subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -8,10 +8,10 @@ from scipy.stats import norm
 
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
 from pml_ops.bayesopt.loop import BOSettings, WarmStart, minimise
-from pml_ops.bayesopt.peer import optuna_gp_minimise
 from pml_ops.gp.model import LogNormalPrior
 from pml_ops.gp.predict import Predictive
 from pml_ops.inference.nuts import NUTSSettings
+from tests.helpers.bayesopt_peer import optuna_gp_minimise
 
 
 def test_expected_improvement_hand_computed_cases():

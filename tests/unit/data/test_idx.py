@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from pml_ops.core.errors import DataError
-from pml_ops.data.idx import encode_idx, gunzip, parse_idx, sha256_hex, verify_sha256
+from pml_ops.data.idx import gunzip, parse_idx, sha256_hex, verify_sha256
 from pml_ops.data.mnist import FILES, IdxFile, decode_file
+from tests.helpers.idx_files import encode_idx
 
 
 def test_roundtrip_matches_numpy_reference():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.browser import chromium
 from tests.conftest import REPO_ROOT, copy_clone, run
-from tests.test_report_browser import PROBE
+from tests.helpers.browser import chromium
+from tests.unit.report.test_report_browser import PROBE
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from pml_ops.core.errors import ReportError
 from pml_ops.report import Figure, Report, Section, Table, collect_environment, render_html, write_report
 from pml_ops.report.render import format_cell
-from tests.report_fixtures import MODELS, synthetic_report
+from tests.helpers.report_fixtures import MODELS, synthetic_report
 
 
 class _Collector(HTMLParser):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pml_ops.gp.model import GPModel, GPPotential, LogNormalPrior, log_joint_and_grad
+from pml_ops.gp.model import GPModel, LogNormalPrior, log_joint_and_grad
 from pml_ops.inference.nuts import (
     NUTSSettings,
     adaptation_windows,
@@ -15,6 +15,7 @@ from pml_ops.inference.nuts import (
     run_chain,
     sample_posterior,
 )
+from tests.helpers.gp_reference import GPPotential
 
 
 def grid_posterior(model: GPModel, log_v: np.ndarray, log_l: np.ndarray) -> np.ndarray:

@@ -23,8 +23,8 @@ import pytest
 from pml_ops.cli.doctor import Status, check_artifacts
 from pml_ops.tracking.store import PROXIED_ARTIFACTS
 from tests.conftest import REPO_ROOT, copy_clone, run
-from tests.s3_helpers import BUCKET, S3Server, free_port, stop_group
-from tests.test_mlflow_server import postgres_database, wait_until_healthy  # noqa: F401 (fixture)
+from tests.e2e.test_mlflow_server import postgres_database, wait_until_healthy  # noqa: F401 (fixture)
+from tests.helpers.s3_helpers import BUCKET, S3Server, free_port, stop_group
 
 pytestmark = pytest.mark.e2e
 ENTRYPOINT = REPO_ROOT / "docker" / "entrypoint.sh"

@@ -9,7 +9,7 @@ import yaml
 
 from pml_ops.core.errors import TuningError
 from pml_ops.tuning.summary import CostBudget, best_within_budget, cost_summary, promote_best
-from tests.faults.fault_helpers import SlowTask
+from tests.helpers.faults.fault_helpers import SlowTask
 
 TASK = SlowTask()
 BUDGET = {"epochs": 2, "train_size": 5000, "validation_size": 2000}

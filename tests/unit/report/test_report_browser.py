@@ -10,9 +10,9 @@ from pathlib import Path
 from PIL import Image
 
 from pml_ops.report import write_report
-from tests.browser import chromium
 from tests.conftest import REPO_ROOT
-from tests.report_fixtures import MODELS, synthetic_report
+from tests.helpers.browser import chromium
+from tests.helpers.report_fixtures import MODELS, synthetic_report
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 

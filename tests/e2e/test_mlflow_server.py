@@ -26,7 +26,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT, VENV_BIN, run
-from tests.postgres import fresh_database
+from tests.helpers.postgres import fresh_database
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,6 @@
-"""Optuna's GPSampler on the same budget (same initial design, same number of evaluations)."""
+"""Optuna's GPSampler on the same budget (same initial design, same number of evaluations): the
+peer the Bayesian optimisation loop is compared with (tests/unit/bayesopt/test_bayesopt.py,
+benchmarks/bayesopt_study.py); not part of the package."""
 
 from __future__ import annotations
 

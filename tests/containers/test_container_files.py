@@ -1,6 +1,6 @@
 """The container files (Dockerfiles, compose file, workflow, shell scripts) pass their linters,
 each linter rejects a seeded defect (so none silently checks nothing), and the compose file holds
-together. No Docker engine is needed here; tests/test_docker.py builds and runs the images.
+together. No Docker engine is needed here; tests/containers/test_docker.py builds and runs the images.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def test_credentials_come_from_an_uncommitted_env_file():
 
 def test_compose_file_is_accepted_by_compose_1_29(tmp_path: Path):
     """Debian's docker-compose 1.29 (what these machines have) validates the file; it needs no
-    engine for `config`. Compose v2 runs it in tests/test_docker.py on GitHub."""
+    engine for `config`. Compose v2 runs it in tests/containers/test_docker.py on GitHub."""
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose (Debian's 1.29) not installed; .ci/run installs it")
     command = ["docker-compose", "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE)]
@@ -188,7 +188,7 @@ def test_image_builds_anywhere_with_the_shared_install_script_as_a_non_root_user
     assert text.index(f"ARG BASE_IMAGE={base}") < text.index("FROM ${BASE_IMAGE}")
     # No syntax frontend to pull and nothing only BuildKit builds: the classic builder works.
     assert "# syntax=" not in text and "--mount" not in text and "<<" not in text
-    # The two passes of scripts/install.sh (tests/test_install.py replays them), with the knobs;
+    # The two passes of scripts/install.sh (tests/e2e/test_install.py replays them), with the knobs;
     # the build extras are read by the dependency stage only.
     assert text.index("PML_OPS_DEPS_ONLY=1 bash scripts/install.sh") < text.index("FROM base AS runtime")
     assert text.count("build-extras/ /app/docker/build-extras/") == 1

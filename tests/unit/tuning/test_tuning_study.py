@@ -23,7 +23,7 @@ from pml_ops.tuning.command import Overrides, tune
 from pml_ops.tuning.study import split_trials
 from pml_ops.tuning.task import MlflowTarget, TrialRunner
 from tests.conftest import REPO_ROOT
-from tests.tuning_helpers import ImpossibleGeometry, SyntheticTask
+from tests.helpers.tuning_helpers import ImpossibleGeometry, SyntheticTask
 
 GOOD = {
     "kernel_size": 3,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-HOOK = Path(__file__).resolve().parents[1] / ".githooks" / "commit-msg"
+HOOK = Path(__file__).resolve().parents[2] / ".githooks" / "commit-msg"
 
 
 def _check(tmp_path: Path, message: str) -> subprocess.CompletedProcess[str]:

@@ -62,7 +62,7 @@ class DyingTask(SlowTask):
 
 
 def tune_slow_task(params_file: str, project_dir: str) -> None:
-    """`python -m tests.faults.fault_helpers tune PARAMS DIR`: tune SlowTask like `pml-ops tune`."""
+    """`python -m tests.helpers.faults.fault_helpers tune PARAMS DIR`: tune SlowTask like `pml-ops tune`."""
     from pml_ops.config import parse_params
     from pml_ops.tuning.command import Overrides, tune
 
@@ -72,7 +72,7 @@ def tune_slow_task(params_file: str, project_dir: str) -> None:
 
 
 def cli_with_slow_task(*argv: str) -> None:
-    """`python -m tests.faults.fault_helpers cli ARGS`: the real `pml-ops` command line, with
+    """`python -m tests.helpers.faults.fault_helpers cli ARGS`: the real `pml-ops` command line, with
     SlowTask in place of the density models (no torch, no MNIST)."""
     import pml_ops.tuning.models
     from pml_ops.cli.main import main
@@ -82,7 +82,7 @@ def cli_with_slow_task(*argv: str) -> None:
 
 
 def sleeping_stage(params_file: str, output: str, seconds: str) -> None:
-    """`python -m tests.faults.fault_helpers stage PARAMS OUTPUT SECONDS`: a stage that starts its
+    """`python -m tests.helpers.faults.fault_helpers stage PARAMS OUTPUT SECONDS`: a stage that starts its
     MLflow run, writes a checkpoint, prints its pid and run id, works for SECONDS and only then
     writes OUTPUT."""
     from pml_ops.config import Params

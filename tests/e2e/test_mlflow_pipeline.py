@@ -21,9 +21,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.browser import DevTools
 from tests.conftest import REPO_ROOT
-from tests.test_mlflow_server import free_port, wait_until_healthy
+from tests.e2e.test_mlflow_server import free_port, wait_until_healthy
+from tests.helpers.browser import DevTools
 
 pytestmark = pytest.mark.e2e
 

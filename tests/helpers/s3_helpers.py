@@ -2,7 +2,7 @@
 group, ended with it), with IAM on, a bucket, a read-write and a read-only user; and a TCP proxy
 that can stop mid-upload, as a server that goes away does.
 
-Run as a script, this module is that proxy: `python -m tests.s3_helpers LISTEN TARGET [MAX_BYTES]`
+Run as a script, this module is that proxy: `python -m tests.helpers.s3_helpers LISTEN TARGET [MAX_BYTES]`
 forwards 127.0.0.1:LISTEN to 127.0.0.1:TARGET and kills itself (every connection with it) once it
 has forwarded MAX_BYTES from clients.
 """
@@ -148,7 +148,7 @@ def start_s3(tmp_path: Path) -> Iterator[S3Server]:
 
 
 def start_proxy(listen: int, target: int, log: Path, max_bytes: int | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tests.s3_helpers", str(listen), str(target)]
+    command = [sys.executable, "-m", "tests.helpers.s3_helpers", str(listen), str(target)]
     if max_bytes is not None:
         command.append(str(max_bytes))
     proxy = start_group(command, log, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))

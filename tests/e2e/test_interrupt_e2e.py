@@ -17,7 +17,7 @@ import pytest
 from pml_ops.core.io import atomic_path, remove_stale_temporaries
 from pml_ops.data.mnist import MIRROR_ENV, load_mnist
 from tests.conftest import REPO_ROOT, run
-from tests.interrupt import files_under, kill_when
+from tests.helpers.interrupt import files_under, kill_when
 
 
 class SlowMirror(http.server.ThreadingHTTPServer):

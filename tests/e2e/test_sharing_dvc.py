@@ -18,7 +18,7 @@ import yaml
 from pml_ops.cli.doctor import Status, check_dvc
 from pml_ops.tracking.remote import RemoteError, SharedStore, from_environment
 from tests.conftest import copy_clone, run
-from tests.s3_helpers import (
+from tests.helpers.s3_helpers import (
     BUCKET,
     S3Server,
     assert_objects_intact,
