@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from pml_ops.config import Params
 from pml_ops.core.io import write_json
 from pml_ops.tracking.store import set_shared_tag
@@ -54,6 +56,25 @@ def make_plan(
     )
 
 
+def _promote(
+    study: optuna.Study, task: TuningTask, file: Path, cost: CostBudget, params: Params, overrides: Overrides
+) -> dict[str, Any]:
+    """`promote_best` with the trial settings the scores were taken at; its decision as JSON."""
+    trial = params.tuning.trial
+    score_budget = {
+        "epochs": trial.epochs,
+        "train_size": trial.train_size,
+        "validation_size": trial.validation_size,
+    }
+    result = promote_best(study, task, file, score_budget, cost, force=overrides.promote)
+    return {
+        "promoted": result.promoted,
+        "best": result.best,
+        "recorded": result.recorded,
+        "reason": result.reason,
+    }
+
+
 def tune(
     params: Params, task: TuningTask, overrides: Overrides, project_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -96,23 +117,10 @@ def tune(
     summary["figures_skipped"] = skipped
     summary["cost"] = costs
     summary["mlflow_study_run"] = run_id
-    promotion = None
+    summary["promotion"] = None
     if summary["states"]["complete"]:  # none within the cost budget: promote_best says so
-        score_budget = {
-            "epochs": trial.epochs,
-            "train_size": trial.train_size,
-            "validation_size": trial.validation_size,
-        }
-        result = promote_best(
-            study, task, project / params.tuning.best_params_file, score_budget, cost, force=overrides.promote
-        )
-        promotion = {
-            "promoted": result.promoted,
-            "best": result.best,
-            "recorded": result.recorded,
-            "reason": result.reason,
-        }
-    summary["promotion"] = promotion
+        best_params = project / params.tuning.best_params_file
+        summary["promotion"] = _promote(study, task, best_params, cost, params, overrides)
     write_json(out_dir / "summary.json", summary)
     log_study(MlflowClient(), run_id, summary, budget, figures, out_dir / "summary.json")
     return summary
