@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from pml_ops import __version__
+from pml_ops.cli.doctor import doctor
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
 from pml_ops.core.errors import PmlOpsError
 from pml_ops.core.resources import retain_freed_memory, usable_cpus
+from pml_ops.density.families import check_models
+from pml_ops.runtime.parallel_repro import DEFAULT_TARGET, plan, run_parallel
 from pml_ops.runtime.stage import (
     EXIT_CODES,
     EXIT_USER_ERROR,
@@ -23,19 +26,17 @@ from pml_ops.runtime.stage import (
     stop_signal,
     stopped_line,
 )
+from pml_ops.tracking import remote
+from pml_ops.tracking.store import tracking_uri
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pml_ops.density.families import check_models
-
     check_models(load_params(args.params))  # every model's network builds (tuned files included)
     print(f"{args.params}: ok")
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from pml_ops.cli.doctor import doctor
-
     return doctor(Path(args.params))
 
 
@@ -51,8 +52,6 @@ def _ensure_port_free(host: str, port: int) -> None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from pml_ops.tracking.store import tracking_uri
-
     uri = tracking_uri(load_params(args.params).tracking)
     _ensure_port_free(args.host, args.port)
     command = [
@@ -75,6 +74,8 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    # deferred: the tuning package loads Optuna, matplotlib, SQLAlchemy, MLflow and torch, ~4 s at
+    # import; the other commands never need them
     from pml_ops.tuning.command import Overrides, describe, tune
     from pml_ops.tuning.models import DensityTask
 
@@ -96,8 +97,6 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _repro(args: argparse.Namespace) -> int:
-    from pml_ops.runtime.parallel_repro import DEFAULT_TARGET, plan, run_parallel
-
     install_stop_handlers()  # SIGTERM stops the running stages as Ctrl-C does
     root = Path.cwd()
     stages = plan(root, args.targets or [DEFAULT_TARGET], force=args.force)
@@ -125,8 +124,6 @@ def _port(text: str) -> int:
 
 
 def _remote(args: argparse.Namespace) -> int:
-    from pml_ops.tracking import remote
-
     project = Path.cwd()
     if args.action == "set":
         env = dict(os.environ)

@@ -37,6 +37,7 @@ def knn_accuracy(
     train_latent: np.ndarray, y_train: np.ndarray, test_latent: np.ndarray, y_test, k: int
 ) -> float:
     """Test accuracy of a k-nearest-neighbour classifier fit on training latent means."""
+    # deferred: ~1.5 s at import; the compare stage imports this module for `comparison_rows` alone
     from sklearn.neighbors import KNeighborsClassifier
 
     return float(KNeighborsClassifier(n_neighbors=k).fit(train_latent, y_train).score(test_latent, y_test))

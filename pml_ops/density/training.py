@@ -22,21 +22,11 @@ from pml_ops.core.errors import CheckpointError, NonFiniteLossError
 from pml_ops.core.io import atomic_path
 from pml_ops.core.progress import progress
 from pml_ops.density.autoencoder import VAE
+from pml_ops.density.interface import EpochStats
 from pml_ops.density.units import dequantise_unit_images
 from pml_ops.runtime.stage import check_stop
 
 EVAL_BATCH = 2048  # default images per forward pass when scoring (bounds memory)
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    """One finished epoch (1-based): mean ELBOs in nats per image, training throughput."""
-
-    epoch: int
-    train_elbo: float
-    val_elbo: float
-    seconds: float
-    images_per_second: float
 
 
 @dataclass

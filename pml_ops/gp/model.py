@@ -76,7 +76,7 @@ class GPModel:
         return {name: np.exp(draws[..., i]) for i, name in enumerate(HYPERPARAMETERS)}
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        import torch
+        import torch  # deferred: ~1.1 s at import; see the module docstring
 
         return torch.as_tensor(self.x, dtype=torch.float64), torch.as_tensor(self.y, dtype=torch.float64)
 
@@ -94,7 +94,7 @@ def log_marginal_likelihood(
     x: torch.Tensor, y: torch.Tensor, variance: torch.Tensor, lengthscale: torch.Tensor, noise: float
 ) -> torch.Tensor:
     """log N(y | 0, K + noise I), batched over the hyperparameters' leading shape."""
-    import torch
+    import torch  # deferred: ~1.1 s at import; see the module docstring
 
     n = x.shape[0]
     cov = rbf(x, x, variance, lengthscale) + noise * torch.eye(n, dtype=x.dtype)
@@ -141,7 +141,7 @@ def log_joint_and_grad(model: GPModel, u: np.ndarray) -> tuple[float, np.ndarray
 def _negative_log_joint():
     """A torch autograd Function around the numpy value and hand-written gradient, so Pyro's
     `potential_grad` can call `backward` on it (built on first use: torch loads lazily)."""
-    import torch
+    import torch  # deferred: ~1.1 s at import; see the module docstring
 
     class NegativeLogJoint(torch.autograd.Function):
         @staticmethod
@@ -175,7 +175,7 @@ class GPPotential:
         )
 
     def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        import torch
+        import torch  # deferred: ~1.1 s at import; see the module docstring
 
         u = torch.stack([params[UNCONSTRAINED[name]] for name in HYPERPARAMETERS])
         return _negative_log_joint().apply(u, self.model)
@@ -185,6 +185,8 @@ def plain_gp_regression(model: GPModel):
     """The study's model written the ordinary way: `GPRegression` with an RBF kernel whose
     hyperparameters carry `PyroSample` log-normal priors (sites ``kernel.variance`` and
     ``kernel.lengthscale``). ``jitter=0`` so that its density is exactly the model's."""
+    # deferred: Pyro, ~1.5 s at import (torch: see the module docstring); only this reference model,
+    # which the tests check against, needs it
     import pyro.contrib.gp as gp
     import pyro.distributions as dist
     import torch

@@ -14,6 +14,7 @@ from pml_ops.config import Params
 from pml_ops.core.errors import ReportError
 from pml_ops.data.mnist import dataset
 from pml_ops.density import families
+from pml_ops.density.seed_spread import METRICS, comparisons
 from pml_ops.report.density_table import table1
 from pml_ops.report.environment import collect_environment
 from pml_ops.report.spec import Cell, Figure, Report, Section, Table
@@ -98,8 +99,6 @@ def seed_variation_tables(path: Path, order: list[str] | None = None) -> list[Ta
     """Table 1 over seeds and the differences between models that exceed the seed spread, from
     benchmarks/seed_variation.py's results (none when it has not been run). Rows follow `order`
     (Table 1's models), then any other model the results hold."""
-    from pml_ops.density.seed_spread import METRICS, comparisons
-
     if not path.is_file():
         return []
     results = read_json(path)

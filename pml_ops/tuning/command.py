@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from mlflow.tracking import MlflowClient
 
 from pml_ops.config import Params
 from pml_ops.core.io import write_json
@@ -82,8 +83,6 @@ def tune(
     and its figures, log them and the Pareto front to the study's MLflow run, and promote the best
     validation ELBO within the cost budget to the best-params file if it beats the recorded one
     (or `overrides.promote`)."""
-    from mlflow.tracking import MlflowClient
-
     project = Path.cwd() if project_dir is None else project_dir
     trial = params.tuning.trial
     reference_cost = task.cost(None)

@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import mlflow
 import optuna
+from mlflow.tracking import MlflowClient
 
 from pml_ops.core.errors import TrialError
 from pml_ops.runtime.stage import check_stop, ignore_stops, stop_signal
@@ -52,8 +54,6 @@ def worker_id() -> str:
 
 def end_trial_run(mlflow_uri: str, run_id: str, reason: str) -> None:
     """End the MLflow run of a trial whose worker is gone as KILLED, with the reason."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(mlflow_uri)
     if client.get_run(run_id).info.status != "RUNNING":
         return
@@ -143,8 +143,6 @@ class TrialRunner:
         self.max_train_cost = max_train_cost
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        import mlflow
-
         epochs = 0
 
         def on_epoch(epoch: int, value: float) -> None:
@@ -182,8 +180,6 @@ class TrialRunner:
 
     def _start_run(self, trial: optuna.Trial, params: dict[str, Any]) -> None:
         """The trial's MLflow run, nested under the study's, with the sampled params."""
-        import mlflow
-
         mlflow.set_tracking_uri(self.target.uri)
         run = mlflow.start_run(
             run_name=f"{trial.study.study_name}-trial-{trial.number}",
@@ -203,8 +199,6 @@ class TrialRunner:
 
     def _counted_cost(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
         """The sampled configuration's training MFLOP per image, recorded; pruned over the cap."""
-        import mlflow
-
         cost = self.task.cost(params)
         trial.set_user_attr(COST, cost)
         mlflow.log_metric(COST, cost)
@@ -231,8 +225,6 @@ class TrialRunner:
         """Record why the trial ended and end its run. Under the store's lock: a stop reaches
         every worker at once, and their cleanups writing one SQLite store together would meet
         "database is locked" (which MLflow logs with a traceback before it raises)."""
-        import mlflow
-
         trial.set_user_attr(attr, reason)
         if mlflow.active_run() is not None:  # None: stopped before its run started
             with holding(store_lock(self.target.uri), "ending the trial's MLflow run"):
