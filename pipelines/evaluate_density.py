@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import mlflow
+
 from pml_ops.config import Params
 from pml_ops.core.metrics_files import split_metrics, write_split
 from pml_ops.core.resources import resource_metrics
@@ -25,8 +27,6 @@ from pml_ops.tracking.run_group import stage_run
 
 
 def evaluate(params: Params, name: str) -> None:
-    import mlflow
-
     start = time.perf_counter()
     split = density_split(params)
     model, paths = families.load(params, name), families.paths(params, name)

@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import time
 
+import mlflow
+
 from pml_ops.config import Params
 from pml_ops.core.io import write_json
 from pml_ops.core.metrics_files import write_metrics
 from pml_ops.core.resources import resource_metrics
 from pml_ops.density import families
 from pml_ops.density.data import density_split, to_unit_float
-from pml_ops.density.interface import FitCallbacks
+from pml_ops.density.interface import EpochStats, FitCallbacks
 from pml_ops.density.model_stage import numeric, run_model_stage
 from pml_ops.density.pyfunc import log_and_record
-from pml_ops.density.training import EpochStats
 from pml_ops.tracking.datasets import log_images
 from pml_ops.tracking.params import flatten
 from pml_ops.tracking.run_group import stage_run
 
 
 def train(params: Params, name: str) -> None:
-    import mlflow
-
     start = time.perf_counter()
     split = density_split(params)
     model, paths = families.create(params, name), families.paths(params, name)

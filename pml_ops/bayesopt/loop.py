@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
 from pml_ops.core.progress import progress
@@ -85,8 +86,6 @@ def _thin(values: np.ndarray, count: int) -> np.ndarray:
 
 def _refine(utility_at: Callable[[float], float], grid: np.ndarray, best: int) -> float:
     """Bounded local maximisation between the best grid point's neighbours."""
-    from scipy.optimize import minimize_scalar
-
     low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
     result = minimize_scalar(lambda x: -utility_at(x), bounds=(low, high), method="bounded")
     return float(result.x) if -result.fun > utility_at(float(grid[best])) else float(grid[best])

@@ -21,6 +21,10 @@ from pathlib import Path
 
 from pml_ops.config import Params, load_params
 from pml_ops.core.errors import PmlOpsError
+from pml_ops.data.mnist import load_mnist
+from pml_ops.tracking.provenance import dvc_output_md5
+from pml_ops.tracking.remote import RemoteError, check_default_remote
+from pml_ops.tracking.store import check_server, is_server, tracking_uri
 
 MIN_PYTHON = (3, 11)
 ARTIFACTS_TIMEOUT_S = 10.0
@@ -58,7 +62,7 @@ def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Chec
 
 def check_torch() -> Check:
     try:
-        import torch
+        import torch  # the import is the check: a missing or broken torch is reported, not raised
     except ImportError as error:
         return Check("torch", Status.FAIL, f"not importable ({error})", INSTALL_FIX)
     if torch.cuda.is_available():
@@ -80,8 +84,6 @@ def check_params(params_file: Path) -> tuple[Check, Params | None]:
 
 def check_tracking(uri: str) -> Check:
     """The MLflow store answers: a server's /health, or the SQLite file is a usable database."""
-    from pml_ops.tracking.store import check_server, is_server
-
     name = "mlflow store"
     if is_server(uri):
         try:
@@ -138,7 +140,7 @@ def check_artifacts(uri: str, timeout_s: float = ARTIFACTS_TIMEOUT_S) -> Check:
 
 def _dvc_remote(project: Path) -> tuple[str, str, Callable[[], bool]] | None:
     """(name, url, exists) of the default DVC remote, or None when none is configured."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # deferred: ~0.3 s at import; every `pml-ops` command loads this module
 
     with Repo(str(project)) as repo:
         name = repo.config["core"].get("remote")
@@ -165,8 +167,6 @@ def check_dvc(project: Path) -> Check:
         )
     remote_name, url, exists = remote
     if url.startswith("s3://"):  # probed with a bounded timeout, not DVC's minutes of retries
-        from pml_ops.tracking.remote import RemoteError, check_default_remote
-
         try:
             return Check(name, Status.OK, f"default {check_default_remote(project)}")
         except RemoteError as error:
@@ -194,9 +194,6 @@ def _md5(path: Path) -> str:
 
 def check_data(project: Path, params: Params | None) -> Check:
     """The MNIST artifact is present, loads with the expected arrays and matches dvc.lock."""
-    from pml_ops.data.mnist import load_mnist
-    from pml_ops.tracking.provenance import dvc_output_md5
-
     relative = params.data.path if params is not None else "data/mnist.npz"
     path = project / relative
     if not path.exists():
@@ -215,8 +212,6 @@ def check_data(project: Path, params: Params | None) -> Check:
 
 
 def run_checks(params_file: Path, project: Path | None = None) -> list[Check]:
-    from pml_ops.tracking.store import is_server, tracking_uri
-
     root = Path.cwd() if project is None else project
     params_check, params = check_params(params_file)
     checks = [check_python(), check_torch(), params_check]

@@ -8,12 +8,15 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from pml_ops import __version__
+from pml_ops.cli.doctor import doctor
 from pml_ops.config import DEFAULT_PARAMS_FILE, load_params
 from pml_ops.core.errors import PmlOpsError
 from pml_ops.core.resources import retain_freed_memory, usable_cpus
+from pml_ops.density.families import check_models
+from pml_ops.runtime.parallel_repro import DEFAULT_TARGET, plan, run_parallel
 from pml_ops.runtime.stage import (
     EXIT_CODES,
     EXIT_USER_ERROR,
@@ -23,19 +26,17 @@ from pml_ops.runtime.stage import (
     stop_signal,
     stopped_line,
 )
+from pml_ops.tracking import remote
+from pml_ops.tracking.store import tracking_uri
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pml_ops.density.families import check_models
-
     check_models(load_params(args.params))  # every model's network builds (tuned files included)
     print(f"{args.params}: ok")
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from pml_ops.cli.doctor import doctor
-
     return doctor(Path(args.params))
 
 
@@ -51,8 +52,6 @@ def _ensure_port_free(host: str, port: int) -> None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from pml_ops.tracking.store import tracking_uri
-
     uri = tracking_uri(load_params(args.params).tracking)
     _ensure_port_free(args.host, args.port)
     command = [
@@ -75,6 +74,8 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    # deferred: the tuning package loads Optuna, matplotlib, SQLAlchemy, MLflow and torch, ~4 s at
+    # import; the other commands never need them
     from pml_ops.tuning.command import Overrides, describe, tune
     from pml_ops.tuning.models import DensityTask
 
@@ -96,8 +97,6 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _repro(args: argparse.Namespace) -> int:
-    from pml_ops.runtime.parallel_repro import DEFAULT_TARGET, plan, run_parallel
-
     install_stop_handlers()  # SIGTERM stops the running stages as Ctrl-C does
     root = Path.cwd()
     stages = plan(root, args.targets or [DEFAULT_TARGET], force=args.force)
@@ -125,8 +124,6 @@ def _port(text: str) -> int:
 
 
 def _remote(args: argparse.Namespace) -> int:
-    from pml_ops.tracking import remote
-
     project = Path.cwd()
     if args.action == "set":
         env = dict(os.environ)
@@ -153,6 +150,114 @@ def _positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+# The parser's subcommands; each `_add_<command>` adds one.
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_validate(commands: _Commands) -> None:
+    command = commands.add_parser(
+        "validate",
+        help="check params.yaml and report every bad key",
+        description="Parse and validate the parameters file the way every stage does before it "
+        "works. Prints every missing, unknown, mistyped or out-of-range key by its dotted name; "
+        "exit status 2 if any.",
+    )
+    command.set_defaults(handler=_validate)
+
+
+def _add_doctor(commands: _Commands) -> None:
+    command = commands.add_parser(
+        "doctor",
+        help="check Python, torch and the device, the MLflow store, DVC and the data",
+        description="One line per check: Python version; torch version and device (CUDA or CPU); "
+        "params.yaml valid; MLflow store reachable ($MLFLOW_TRACKING_URI or tracking.uri); DVC "
+        "repository and default remote; data/mnist.npz present and valid. Each problem comes "
+        "with a fix. Exit status 1 if an essential check fails (✗); warnings (!) do not fail.",
+    )
+    command.set_defaults(handler=_doctor)
+
+
+def _add_ui(commands: _Commands) -> None:
+    command = commands.add_parser(
+        "ui",
+        help="open the MLflow UI on the project's tracking store",
+        description="Start `mlflow ui` on the store every stage logs to ($MLFLOW_TRACKING_URI, else "
+        "tracking.uri in params.yaml), bound to localhost only. Stop it with Ctrl-C.",
+    )
+    command.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    command.add_argument("--port", type=_port, default=5000, help="port, 1-65535 (default: %(default)s)")
+    command.add_argument(
+        "--workers", type=int, default=1, help="server processes; one serves one person (default: 1)"
+    )
+    command.set_defaults(handler=_ui)
+
+
+def _add_tune(commands: _Commands) -> None:
+    command = commands.add_parser(
+        "tune",
+        help="tune the VAE or CVAE architecture with Optuna (continues an existing study)",
+        description="Add trials to an Optuna study of the model's architecture, scored by the "
+        "validation ELBO on held-out training images. Settings default to params.yaml's `tuning`; "
+        "workers on several machines share a study through one RDB --storage URL.",
+    )
+    command.add_argument("--model", required=True, choices=["cvae", "vae"])
+    command.add_argument("--trials", type=_positive(int), help="trials to add (default: tuning.trials)")
+    command.add_argument(
+        "--timeout", type=_positive(float), metavar="SECONDS", help="start no trial after this long"
+    )
+    command.add_argument("--workers", type=_positive(int), help="worker processes (default: tuning.workers)")
+    command.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db")
+    command.add_argument("--study-name", help="default: tuning.<model>.study_name")
+    command.add_argument(
+        "--promote",
+        action="store_true",
+        help="write the study's best to the best-params file even if it does not beat the "
+        "recorded one (by default only a better validation ELBO replaces it)",
+    )
+    command.set_defaults(handler=_tune)
+
+
+def _add_repro(commands: _Commands) -> None:
+    command = commands.add_parser(
+        "repro",
+        help="`dvc repro` with independent stages side by side, one core each",
+        description="Reproduce the pipeline as `dvc repro TARGETS` does (default: dvc.yaml), but "
+        "with up to --jobs stages at once, each a `dvc repro --single-item` pinned to cores of its "
+        "own, so that `density.cpu_threads: auto` gives each one torch thread per core. Stages "
+        "start once the stages they depend on have finished, the longest chain (by last run's "
+        "wall_time_s) first. dvc.lock and the cache end as after `dvc repro`. If a stage fails, "
+        "the running ones finish, nothing new starts, and the exit status is 2.",
+    )
+    command.add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: dvc.yaml)")
+    command.add_argument(
+        "-j", "--jobs", type=_positive(int), help="stages at once (default: the usable cores)"
+    )
+    command.add_argument("-f", "--force", action="store_true", help="rerun stages even if unchanged")
+    command.add_argument("--dry", action="store_true", help="list the stages to run and stop")
+    command.set_defaults(handler=_repro)
+
+
+def _add_remote(commands: _Commands) -> None:
+    command = commands.add_parser(
+        "remote",
+        help="point DVC at the team's S3-compatible bucket, or check that it answers",
+        description="`set [URL]`: make `shared` (URL/dvc; URL defaults to $PML_OPS_REMOTE_URL, "
+        "the endpoint to $AWS_ENDPOINT_URL) the default DVC remote, downloads verified by hash, "
+        "then check it. `check`: the default remote answers within seconds with the credentials "
+        "of the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE). Credentials "
+        "are never written. Exit status 2 with the fix when the store does not answer.",
+    )
+    command.add_argument("action", choices=["set", "check"])
+    command.add_argument("url", nargs="?", help="s3://BUCKET/PREFIX (set only)")
+    command.add_argument("--endpoint-url", help="S3 endpoint of a non-AWS server, e.g. http://minio:9000")
+    command.add_argument(
+        "--project",
+        action="store_true",
+        help="write .dvc/config (to commit for the team) instead of .dvc/config.local",
+    )
+    command.set_defaults(handler=_remote)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pml-ops",
@@ -166,96 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--params", default=DEFAULT_PARAMS_FILE, help="parameters file (default: %(default)s)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    validate = commands.add_parser(
-        "validate",
-        help="check params.yaml and report every bad key",
-        description="Parse and validate the parameters file the way every stage does before it "
-        "works. Prints every missing, unknown, mistyped or out-of-range key by its dotted name; "
-        "exit status 2 if any.",
-    )
-    validate.set_defaults(handler=_validate)
-
-    doctor = commands.add_parser(
-        "doctor",
-        help="check Python, torch and the device, the MLflow store, DVC and the data",
-        description="One line per check: Python version; torch version and device (CUDA or CPU); "
-        "params.yaml valid; MLflow store reachable ($MLFLOW_TRACKING_URI or tracking.uri); DVC "
-        "repository and default remote; data/mnist.npz present and valid. Each problem comes "
-        "with a fix. Exit status 1 if an essential check fails (✗); warnings (!) do not fail.",
-    )
-    doctor.set_defaults(handler=_doctor)
-
-    ui = commands.add_parser(
-        "ui",
-        help="open the MLflow UI on the project's tracking store",
-        description="Start `mlflow ui` on the store every stage logs to ($MLFLOW_TRACKING_URI, else "
-        "tracking.uri in params.yaml), bound to localhost only. Stop it with Ctrl-C.",
-    )
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    ui.add_argument("--port", type=_port, default=5000, help="port, 1-65535 (default: %(default)s)")
-    ui.add_argument(
-        "--workers", type=int, default=1, help="server processes; one serves one person (default: 1)"
-    )
-    ui.set_defaults(handler=_ui)
-
-    tune = commands.add_parser(
-        "tune",
-        help="tune the VAE or CVAE architecture with Optuna (continues an existing study)",
-        description="Add trials to an Optuna study of the model's architecture, scored by the "
-        "validation ELBO on held-out training images. Settings default to params.yaml's `tuning`; "
-        "workers on several machines share a study through one RDB --storage URL.",
-    )
-    tune.add_argument("--model", required=True, choices=["cvae", "vae"])
-    tune.add_argument("--trials", type=_positive(int), help="trials to add (default: tuning.trials)")
-    tune.add_argument(
-        "--timeout", type=_positive(float), metavar="SECONDS", help="start no trial after this long"
-    )
-    tune.add_argument("--workers", type=_positive(int), help="worker processes (default: tuning.workers)")
-    tune.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db")
-    tune.add_argument("--study-name", help="default: tuning.<model>.study_name")
-    tune.add_argument(
-        "--promote",
-        action="store_true",
-        help="write the study's best to the best-params file even if it does not beat the "
-        "recorded one (by default only a better validation ELBO replaces it)",
-    )
-    tune.set_defaults(handler=_tune)
-
-    repro = commands.add_parser(
-        "repro",
-        help="`dvc repro` with independent stages side by side, one core each",
-        description="Reproduce the pipeline as `dvc repro TARGETS` does (default: dvc.yaml), but "
-        "with up to --jobs stages at once, each a `dvc repro --single-item` pinned to cores of its "
-        "own, so that `density.cpu_threads: auto` gives each one torch thread per core. Stages "
-        "start once the stages they depend on have finished, the longest chain (by last run's "
-        "wall_time_s) first. dvc.lock and the cache end as after `dvc repro`. If a stage fails, "
-        "the running ones finish, nothing new starts, and the exit status is 2.",
-    )
-    repro.add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: dvc.yaml)")
-    repro.add_argument("-j", "--jobs", type=_positive(int), help="stages at once (default: the usable cores)")
-    repro.add_argument("-f", "--force", action="store_true", help="rerun stages even if unchanged")
-    repro.add_argument("--dry", action="store_true", help="list the stages to run and stop")
-    repro.set_defaults(handler=_repro)
-
-    shared = commands.add_parser(
-        "remote",
-        help="point DVC at the team's S3-compatible bucket, or check that it answers",
-        description="`set [URL]`: make `shared` (URL/dvc; URL defaults to $PML_OPS_REMOTE_URL, "
-        "the endpoint to $AWS_ENDPOINT_URL) the default DVC remote, downloads verified by hash, "
-        "then check it. `check`: the default remote answers within seconds with the credentials "
-        "of the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE). Credentials "
-        "are never written. Exit status 2 with the fix when the store does not answer.",
-    )
-    shared.add_argument("action", choices=["set", "check"])
-    shared.add_argument("url", nargs="?", help="s3://BUCKET/PREFIX (set only)")
-    shared.add_argument("--endpoint-url", help="S3 endpoint of a non-AWS server, e.g. http://minio:9000")
-    shared.add_argument(
-        "--project",
-        action="store_true",
-        help="write .dvc/config (to commit for the team) instead of .dvc/config.local",
-    )
-    shared.set_defaults(handler=_remote)
+    for add in (_add_validate, _add_doctor, _add_ui, _add_tune, _add_repro, _add_remote):
+        add(commands)
     return parser
 
 

@@ -11,6 +11,8 @@ from pml_ops.core.io import atomic_path
 
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (no display needed)."""
+    # deferred: ~0.4 s at import, and the backend must be chosen before pyplot is imported; the
+    # compare and report stages import modules that draw, and draw nothing
     import matplotlib
 
     matplotlib.use("Agg")

@@ -9,15 +9,11 @@ estimate on the safe side; the Bernoulli log-likelihood's own per-pixel tensors 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from pml_ops.density.architectures import IMAGE_PIXELS, IMAGE_SIDE
-
-if TYPE_CHECKING:
-    from pml_ops.density.autoencoder import VAE
+from pml_ops.density.autoencoder import VAE
 
 FLOAT_BYTES = 4
 LIKELIHOOD_TENSORS = 3  # logits reshaped, the expanded target, the elementwise BCE

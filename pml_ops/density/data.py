@@ -10,15 +10,20 @@ import numpy as np
 from pml_ops.config import Params
 from pml_ops.core.errors import ConfigError
 from pml_ops.core.resources import usable_cpus
+from pml_ops.data.mnist import load_mnist
 
 if TYPE_CHECKING:
     import torch
+
+# torch (~1.1 s at import) is imported where it is used: every density stage imports this module
+# (through the model interface), and the compare stage and the PPCA and GMM evaluate stages never
+# need torch.
 
 
 def resolve_device(name: str, cpu_threads: int | Literal["auto"] | None = None) -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a user error.
     Sets torch's CPU thread count when `cpu_threads` is given ('auto': the usable cores)."""
-    import torch
+    import torch  # deferred: see the note at the imports
 
     if cpu_threads is not None:
         torch.set_num_threads(usable_cpus() if cpu_threads == "auto" else cpu_threads)
@@ -57,7 +62,7 @@ def to_unit_float(images: np.ndarray) -> np.ndarray:
 
 def image_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], held on `device` in one piece."""
-    import torch
+    import torch  # deferred: see the note at the imports
 
     return (torch.from_numpy(images).to(device).unsqueeze(1).float() / 255.0).contiguous()
 
@@ -77,8 +82,6 @@ class DensitySplit:
 def density_split(params: Params) -> DensitySplit:
     """MNIST cut to `density.subset`, with `density.validation_fraction` of the training images
     held out (seeded by `density.seed`); the same split for every model."""
-    from pml_ops.data.mnist import load_mnist
-
     data = load_mnist(params.data.path, params.data.dataset)
     x, y = first(data.x_train, data.y_train, params.density.subset.train)
     x_test, y_test = first(data.x_test, data.y_test, params.density.subset.test)

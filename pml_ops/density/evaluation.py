@@ -37,6 +37,7 @@ def knn_accuracy(
     train_latent: np.ndarray, y_train: np.ndarray, test_latent: np.ndarray, y_test, k: int
 ) -> float:
     """Test accuracy of a k-nearest-neighbour classifier fit on training latent means."""
+    # deferred: ~1.5 s at import; the compare stage imports this module for `comparison_rows` alone
     from sklearn.neighbors import KNeighborsClassifier
 
     return float(KNeighborsClassifier(n_neighbors=k).fit(train_latent, y_train).score(test_latent, y_test))
@@ -62,6 +63,69 @@ def _with_se(metrics: dict[str, Any], key: str, values: np.ndarray) -> None:
 def _mc_se(variances: np.ndarray) -> float:
     """Monte Carlo standard error of a mean of independent per-image estimates."""
     return float(math.sqrt(max(float(np.sum(variances)), 0.0)) / len(variances))
+
+
+def _sampled_scores(
+    metrics: dict[str, Any],
+    model: VaeModel,
+    x_test: np.ndarray,
+    scores: np.ndarray,
+    n_subset: int,
+    params: EvaluateParams,
+    seed: int,
+    dequantised: bool,
+) -> None:
+    """A VAE's Monte Carlo errors of its sampled ELBOs `scores`, and its IWAE on the first
+    `n_subset` images unless it is scored at the `dequantised` points instead."""
+    # Two independent single-sample ELBOs per image: (e1 - e2)^2 / 2 estimates each one's variance.
+    again = model.log_density(x_test, seed + 1)
+    metrics["test_score_mc_se"] = _mc_se((scores - again) ** 2 / 2)
+    metrics["subset_score_mc_se"] = _mc_se((scores[:n_subset] - again[:n_subset]) ** 2 / 2)
+    if not (model.normalised and dequantised):
+        # A normalised decoder's IWAE runs once, at the dequantised points (its bits/dim below):
+        # its density at the grey levels k/255, where it was not trained, ranks nothing.
+        bounds, variances = batched_iwae(model, x_test[:n_subset], params, seed)
+        _with_se(metrics, "test_iwae", bounds)
+        metrics["test_iwae_mc_se"] = _mc_se(variances)
+        _with_se(metrics, "iwae_gap", bounds - scores[:n_subset])  # paired: the bound gap alone
+    metrics["iwae_samples"] = params.iwae_samples
+    metrics["iwae_images"] = n_subset
+
+
+def _bits_per_dim(
+    metrics: dict[str, Any], model: DensityModel, points: np.ndarray, params: EvaluateParams, seed: int
+) -> None:
+    """Bits per dimension at the dequantised `points`: exact, or a VAE's IWAE bound."""
+    dims = points.shape[1]
+    if isinstance(model, VaeModel):
+        log_p, variances = batched_iwae(model, points, params, seed)
+        metrics["bits_per_dim_mc_se"] = _mc_se(variances) / (dims * math.log(2))
+        metrics["bits_per_dim_estimate"] = f"IWAE K={params.iwae_samples} (an upper bound)"
+    else:
+        log_p = model.log_density(points)
+        metrics["bits_per_dim_estimate"] = "exact"
+    _with_se(metrics, "bits_per_dim", bits_per_dim(log_p, dims))
+
+
+def _latent_metrics(
+    metrics: dict[str, Any],
+    model: LatentDensityModel,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    params: EvaluateParams,
+    seed: int,
+) -> None:
+    """Reconstruction errors, and the k-NN accuracy of the latent means."""
+    for key, sample in (("test_mse_posterior_sample", True), ("test_mse_posterior_mean", False)):
+        _with_se(metrics, key, per_image_mse(x_test, model.reconstruct(x_test, sample, seed)))
+    accuracy = knn_accuracy(
+        model.encode(x_train), y_train, model.encode(x_test), y_test, params.knn_neighbors
+    )
+    metrics["test_knn_accuracy"] = accuracy
+    metrics["test_knn_accuracy_se"] = math.sqrt(accuracy * (1 - accuracy) / len(x_test))
+    metrics["knn_neighbors"] = params.knn_neighbors
 
 
 def evaluate_model(
@@ -94,39 +158,11 @@ def evaluate_model(
     _with_se(metrics, "test_score", scores)
     _with_se(metrics, "subset_score", scores[:n_subset])
     if isinstance(model, VaeModel):
-        # Two independent single-sample ELBOs per image: (e1 - e2)^2 / 2 estimates each one's variance.
-        again = model.log_density(x_test, seed + 1)
-        metrics["test_score_mc_se"] = _mc_se((scores - again) ** 2 / 2)
-        metrics["subset_score_mc_se"] = _mc_se((scores[:n_subset] - again[:n_subset]) ** 2 / 2)
-        if not (model.normalised and x_dequantised is not None):
-            # A normalised decoder's IWAE runs once, at the dequantised points (its bits/dim below):
-            # its density at the grey levels k/255, where it was not trained, ranks nothing.
-            bounds, variances = batched_iwae(model, x_test[:n_subset], params, seed)
-            _with_se(metrics, "test_iwae", bounds)
-            metrics["test_iwae_mc_se"] = _mc_se(variances)
-            _with_se(metrics, "iwae_gap", bounds - scores[:n_subset])  # paired: the bound gap alone
-        metrics["iwae_samples"] = params.iwae_samples
-        metrics["iwae_images"] = n_subset
+        _sampled_scores(metrics, model, x_test, scores, n_subset, params, seed, x_dequantised is not None)
     if model.normalised and x_dequantised is not None:
-        dims = x_dequantised.shape[1]
-        points = x_dequantised[:n_subset]
-        if isinstance(model, VaeModel):
-            log_p, variances = batched_iwae(model, points, params, seed)
-            metrics["bits_per_dim_mc_se"] = _mc_se(variances) / (dims * math.log(2))
-            metrics["bits_per_dim_estimate"] = f"IWAE K={params.iwae_samples} (an upper bound)"
-        else:
-            log_p = model.log_density(points)
-            metrics["bits_per_dim_estimate"] = "exact"
-        _with_se(metrics, "bits_per_dim", bits_per_dim(log_p, dims))
+        _bits_per_dim(metrics, model, x_dequantised[:n_subset], params, seed)
     if isinstance(model, LatentDensityModel):
-        for key, sample in (("test_mse_posterior_sample", True), ("test_mse_posterior_mean", False)):
-            _with_se(metrics, key, per_image_mse(x_test, model.reconstruct(x_test, sample, seed)))
-        accuracy = knn_accuracy(
-            model.encode(x_train), y_train, model.encode(x_test), y_test, params.knn_neighbors
-        )
-        metrics["test_knn_accuracy"] = accuracy
-        metrics["test_knn_accuracy_se"] = math.sqrt(accuracy * (1 - accuracy) / len(x_test))
-        metrics["knn_neighbors"] = params.knn_neighbors
+        _latent_metrics(metrics, model, x_train, y_train, x_test, y_test, params, seed)
     return metrics
 
 

@@ -12,17 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from pml_ops.config import EvaluateParams
-
-if TYPE_CHECKING:
-    from pml_ops.density.data import DensitySplit
-    from pml_ops.density.training import EpochStats
+from pml_ops.density.data import DensitySplit
 
 DIGITS = tuple(str(d) for d in range(10))  # MNIST's class names, the default in figures
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One finished epoch (1-based) of an iterative fit: mean ELBOs in nats per image, training
+    throughput."""
+
+    epoch: int
+    train_elbo: float
+    val_elbo: float
+    seconds: float
+    images_per_second: float
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pml_ops.config import Params
+from pml_ops.core.errors import ConfigError
 from pml_ops.density import families
 from pml_ops.runtime.stage import run_stage
 
@@ -19,8 +20,6 @@ def run_model_stage(script: str, stage: Callable[[Params, str], None]) -> None:
 
     def checked(params: Params) -> None:
         if len(sys.argv) != 2:
-            from pml_ops.core.errors import ConfigError
-
             raise ConfigError(f"usage: python -m {script} {{{','.join(families.model_names(params))}}}")
         families.check_buildable(params, name)
         stage(params, name)

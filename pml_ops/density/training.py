@@ -22,21 +22,11 @@ from pml_ops.core.errors import CheckpointError, NonFiniteLossError
 from pml_ops.core.io import atomic_path
 from pml_ops.core.progress import progress
 from pml_ops.density.autoencoder import VAE
+from pml_ops.density.interface import EpochStats
 from pml_ops.density.units import dequantise_unit_images
 from pml_ops.runtime.stage import check_stop
 
 EVAL_BATCH = 2048  # default images per forward pass when scoring (bounds memory)
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    """One finished epoch (1-based): mean ELBOs in nats per image, training throughput."""
-
-    epoch: int
-    train_elbo: float
-    val_elbo: float
-    seconds: float
-    images_per_second: float
 
 
 @dataclass
@@ -82,6 +72,87 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+@dataclass(frozen=True)
+class _Streams:
+    """A run's random streams, each seeded from the run's seed and saved in its checkpoint: the
+    batch order (CPU), the reparameterisation noise and the dequantisation noise (on the device)."""
+
+    shuffle: torch.Generator
+    noise: torch.Generator
+    dequantise: torch.Generator
+
+    @classmethod
+    def seeded(cls, seed: int, device: torch.device) -> _Streams:
+        return cls(
+            shuffle=torch.Generator().manual_seed(seed),
+            noise=torch.Generator(device=device).manual_seed(seed + 1),
+            dequantise=torch.Generator(device=device).manual_seed(seed + 3),
+        )
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {
+            "shuffle_rng": self.shuffle.get_state(),
+            "noise_rng": self.noise.get_state(),
+            "dequantise_rng": self.dequantise.get_state(),
+        }
+
+    def restore(self, state: dict) -> None:
+        self.shuffle.set_state(state["shuffle_rng"])
+        self.noise.set_state(state["noise_rng"].to(self.noise.get_state().device))
+        self.dequantise.set_state(state["dequantise_rng"].to(self.dequantise.get_state().device))
+
+
+def _adam(model: VAE, training: TrainingParams) -> torch.optim.Optimizer:
+    return torch.optim.Adam(
+        model.parameters(), lr=training.lr, fused=training.fused_adam, foreach=not training.fused_adam
+    )
+
+
+def _resume(
+    checkpoint: Path | None, key: str, model: VAE, optimizer: torch.optim.Optimizer, streams: _Streams
+) -> list[EpochStats]:
+    """Restore the model, optimiser and random streams from `checkpoint` if it belongs to the run
+    `key`; the epochs it had finished (none without one)."""
+    state = _load_checkpoint(checkpoint, key) if checkpoint is not None else None
+    if state is None:
+        return []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    streams.restore(state)
+    return [EpochStats(**stats) for stats in state["history"]]
+
+
+def _train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    training: TrainingParams,
+    streams: _Streams,
+    epoch: int,
+    desc: str,
+    dequantise: bool,
+) -> torch.Tensor:
+    """One pass over `images` in shuffled batches of `training.batch_size`, one Adam step each;
+    the summed ELBO of its batches (a device tensor: reading it waits for the device)."""
+    n = len(images)
+    order = torch.randperm(n, generator=streams.shuffle).to(images.device)
+    total = torch.zeros((), device=images.device)
+    batches = range(0, n, training.batch_size)
+    for batch, first in enumerate(progress(batches, desc=desc, leave=False), 1):
+        x = images[order[first : first + training.batch_size]]
+        if dequantise:
+            x = dequantise_unit_images(x, streams.dequantise)
+        elbo = model.elbo(x, streams.noise)
+        loss = -elbo.mean()
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(epoch, batch, loss.item())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += elbo.detach().sum()
+    return total
+
+
 def train_vae(
     model: VAE,
     train_images: torch.Tensor,
@@ -109,45 +180,19 @@ def train_vae(
     """
     device = train_images.device
     model.to(device).train()
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=training.lr, fused=training.fused_adam, foreach=not training.fused_adam
-    )
-    shuffle_gen = torch.Generator().manual_seed(seed)
-    noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    dequantise_gen = torch.Generator(device=device).manual_seed(seed + 3)
+    optimizer = _adam(model, training)
+    streams = _Streams.seeded(seed, device)
     if dequantise:
         val_images = dequantise_unit_images(val_images, torch.Generator(device=device).manual_seed(seed + 4))
     key = f"{fingerprint}|{training!r}|seed={seed}|n={len(train_images)}|dequantise={dequantise}"
-    result = TrainResult(model)
-
-    state = _load_checkpoint(checkpoint, key) if checkpoint is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        shuffle_gen.set_state(state["shuffle_rng"])
-        noise_gen.set_state(state["noise_rng"].to(noise_gen.get_state().device))
-        dequantise_gen.set_state(state["dequantise_rng"].to(dequantise_gen.get_state().device))
-        result.history = [EpochStats(**stats) for stats in state["history"]]
-        result.resumed_from_epoch = len(result.history)
+    result = TrainResult(model, _resume(checkpoint, key, model, optimizer, streams))
+    result.resumed_from_epoch = len(result.history)
 
     n = len(train_images)
     for epoch in range(result.resumed_from_epoch + 1, training.epochs + 1):
         start = time.perf_counter()
-        order = torch.randperm(n, generator=shuffle_gen).to(device)
-        total = torch.zeros((), device=device)
-        batches = range(0, n, training.batch_size)
-        for batch, first in enumerate(progress(batches, desc=f"{label} epoch {epoch}", leave=False), 1):
-            x = train_images[order[first : first + training.batch_size]]
-            if dequantise:
-                x = dequantise_unit_images(x, dequantise_gen)
-            elbo = model.elbo(x, noise_gen)
-            loss = -elbo.mean()
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(epoch, batch, loss.item())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += elbo.detach().sum()
+        desc = f"{label} epoch {epoch}"
+        total = _train_epoch(model, optimizer, train_images, training, streams, epoch, desc, dequantise)
         seconds = time.perf_counter() - start
         stats = EpochStats(
             epoch=epoch,
@@ -158,18 +203,9 @@ def train_vae(
         )
         result.history.append(stats)
         if checkpoint is not None:
-            _save_checkpoint(
-                checkpoint,
-                {
-                    "fingerprint": key,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "shuffle_rng": shuffle_gen.get_state(),
-                    "noise_rng": noise_gen.get_state(),
-                    "dequantise_rng": dequantise_gen.get_state(),
-                    "history": [asdict(s) for s in result.history],
-                },
-            )
+            history = [asdict(s) for s in result.history]
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **streams.state()}
+            _save_checkpoint(checkpoint, {"fingerprint": key, **state, "history": history})
         if on_epoch is not None:
             on_epoch(stats)
         check_stop()  # a stop whose exception was lost ends training here, after the checkpoint

@@ -21,6 +21,9 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+# torch (~1.1 s at import) is imported where it is used: the compare stage and the PPCA and GMM
+# evaluate stages import this module for its numpy functions alone.
+
 GREY_LEVELS = 256
 LOG_GREY_LEVELS = math.log(GREY_LEVELS)
 SMALL_LOGIT = 1e-2  # below |logit| this size the series of the continuous Bernoulli's mean is used
@@ -36,7 +39,7 @@ def dequantise(images: np.ndarray, seed: int) -> np.ndarray:
 def dequantise_unit_images(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Float images k/255 (any shape) -> (k + u) / 256, u ~ U(0, 1) from `generator`: fresh
     dequantisation noise on the device, for training a density over [0, 1] on 8-bit images."""
-    import torch
+    import torch  # deferred: see the note at the imports
 
     u = torch.rand(images.shape, generator=generator, device=images.device, dtype=images.dtype)
     return (torch.round(images * (GREY_LEVELS - 1)) + u) / GREY_LEVELS
@@ -66,7 +69,7 @@ def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -
     pixels of K x N samples). At t -> 0 the ratio tends to 1; t is floored at 1e-20 so 0 / 0
     never occurs.
     """
-    import torch
+    import torch  # deferred: see the note at the imports
 
     t = logits.abs().clamp_min(1e-20)
     return (x - 0.5) * logits - 0.5 * t - torch.log(-torch.expm1(-t) / t)
@@ -75,7 +78,7 @@ def continuous_bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -
 def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     """E[x] under the continuous Bernoulli: lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)),
     which is 1 / (1 - exp(-eta)) - 1 / eta in the logit eta (1/2 + eta / 12 near eta = 0)."""
-    import torch
+    import torch  # deferred: see the note at the imports
 
     small = logits.abs() < SMALL_LOGIT
     safe = torch.where(small, torch.ones_like(logits), logits)

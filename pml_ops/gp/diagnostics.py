@@ -14,9 +14,12 @@ from pml_ops.core.io import atomic_path
 from pml_ops.gp.model import HYPERPARAMETERS
 from pml_ops.inference.nuts import Posterior
 
+# ArviZ (~1.6 s at import) is imported where it is used: the NUTS chain workers that the gp stage
+# spawns on macOS and Windows re-import this module with the stage script and never need it.
+
 
 def to_inference_data(posterior: Posterior):
-    import arviz as az
+    import arviz as az  # deferred: see the note at the imports
 
     return az.from_dict(
         posterior={name: posterior.samples[name] for name in HYPERPARAMETERS},
@@ -31,7 +34,7 @@ def save_inference_data(idata, path: str | os.PathLike[str]) -> None:
 
 def summarize(idata) -> dict[str, float]:
     """Flat metrics: ess_bulk/ess_tail/r_hat per hyperparameter, divergences, draws."""
-    import arviz as az
+    import arviz as az  # deferred: see the note at the imports
 
     bulk = az.ess(idata, method="bulk")
     tail = az.ess(idata, method="tail")

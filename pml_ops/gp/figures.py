@@ -10,9 +10,12 @@ import numpy as np
 from pml_ops.core.plotting import pyplot, save_figure
 from pml_ops.gp.model import HYPERPARAMETERS, GPModel
 
+# ArviZ (~1.6 s at import) is imported where it is used: the NUTS chain workers that the gp stage
+# spawns on macOS and Windows re-import this module with the stage script and never need it.
+
 
 def plot_densities(idata, path: str | os.PathLike[str]) -> None:
-    import arviz as az
+    import arviz as az  # deferred: see the note at the imports
 
     pyplot()
     axes = az.plot_posterior(idata, var_names=list(HYPERPARAMETERS), hdi_prob=0.95)
@@ -20,7 +23,7 @@ def plot_densities(idata, path: str | os.PathLike[str]) -> None:
 
 
 def plot_trace(idata, path: str | os.PathLike[str]) -> None:
-    import arviz as az
+    import arviz as az  # deferred: see the note at the imports
 
     pyplot()
     axes = az.plot_trace(idata, var_names=list(HYPERPARAMETERS), compact=False)

@@ -76,7 +76,7 @@ class GPModel:
         return {name: np.exp(draws[..., i]) for i, name in enumerate(HYPERPARAMETERS)}
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        import torch
+        import torch  # deferred: ~1.1 s at import; see the module docstring
 
         return torch.as_tensor(self.x, dtype=torch.float64), torch.as_tensor(self.y, dtype=torch.float64)
 

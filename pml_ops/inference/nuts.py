@@ -19,6 +19,7 @@ the draws are NUTS draws from the current posterior."""
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import signal
 import sys
@@ -399,8 +400,6 @@ def _worker_context():
     """fork on Linux: a chain's worker needs nothing but numpy and this module, and a forked
     one starts in milliseconds where a spawned one re-imports the stage script (mlflow,
     matplotlib: seconds). Elsewhere (macOS, Windows, where fork is unsafe or absent) spawn."""
-    import multiprocessing
-
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 

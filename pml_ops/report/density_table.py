@@ -45,41 +45,13 @@ def column_title(group: str, title: str) -> str:
     return f"[{GROUPS[group]}] {title}"
 
 
-def table1(
-    rows: list[dict[str, Any]],
-    caption: str = "",
-    extra: dict[str, tuple[str, dict[str, Any], str]] | None = None,
-) -> Table:
-    """Table 1: one row per model, columns grouped by unit, each number `mean ± se` over images.
-
-    `extra` adds columns title -> (format, {model: value}, note), e.g. the original study's numbers.
-    """
-    extra = extra or {}
+def _column_notes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """What each of Table 1's columns measures, with the image counts, K and k of `rows`."""
     first = rows[0] if rows else {}
     n_all, n_subset = first.get("test_images"), first.get("subset_images")
     k = next((row["iwae_samples"] for row in rows if row.get("iwae_samples")), None)
     knn = next((row["knn_neighbors"] for row in rows if row.get("knn_neighbors")), None)
-    columns = ["model", "objective / observation"]
-    columns += [column_title(group, title) for group, _, title, _ in COLUMNS]
-    for title in extra:  # beside the last column of its unit group ("[unit] ...")
-        same_unit = [i for i, column in enumerate(columns) if column.split("]")[0] == title.split("]")[0]]
-        columns.insert(same_unit[-1] + 1 if same_unit else len(columns), title)
-    cells = []
-    for row in rows:
-        cell: dict[str, Any] = {
-            "model": row["model"],
-            "objective / observation": f"{row.get('objective')}: {row.get('observation')}",
-        }
-        for group, key, title, spec in COLUMNS:
-            cell[column_title(group, title)] = estimate(row, key, spec)
-        if row.get("bits_per_dim") is None:
-            cell[column_title("bpd", "dequantised, IWAE images")] = (
-                "not a density" if not row.get("normalised", True) else None
-            )
-        for title, (_, values, _) in extra.items():
-            cell[title] = values.get(row["model"])
-        cells.append(cell)
-    notes = {
+    return {
         column_title("nats", "score, all test images"): (
             f"mean log-score over all {f'{n_all} ' if n_all else ''}test images (pixel values k/255), "
             "nats per image: the "
@@ -119,6 +91,41 @@ def table1(
             "(± binomial standard error)"
         ),
     }
+
+
+def _row_cells(row: dict[str, Any], extra: dict[str, tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+    cell: dict[str, Any] = {
+        "model": row["model"],
+        "objective / observation": f"{row.get('objective')}: {row.get('observation')}",
+    }
+    for group, key, title, spec in COLUMNS:
+        cell[column_title(group, title)] = estimate(row, key, spec)
+    if row.get("bits_per_dim") is None:
+        cell[column_title("bpd", "dequantised, IWAE images")] = (
+            "not a density" if not row.get("normalised", True) else None
+        )
+    for title, (_, values, _) in extra.items():
+        cell[title] = values.get(row["model"])
+    return cell
+
+
+def table1(
+    rows: list[dict[str, Any]],
+    caption: str = "",
+    extra: dict[str, tuple[str, dict[str, Any], str]] | None = None,
+) -> Table:
+    """Table 1: one row per model, columns grouped by unit, each number `mean ± se` over images.
+
+    `extra` adds columns title -> (format, {model: value}, note), e.g. the original study's numbers.
+    """
+    extra = extra or {}
+    columns = ["model", "objective / observation"]
+    columns += [column_title(group, title) for group, _, title, _ in COLUMNS]
+    for title in extra:  # beside the last column of its unit group ("[unit] ...")
+        same_unit = [i for i, column in enumerate(columns) if column.split("]")[0] == title.split("]")[0]]
+        columns.insert(same_unit[-1] + 1 if same_unit else len(columns), title)
+    cells = [_row_cells(row, extra) for row in rows]
+    notes = _column_notes(rows)
     notes.update({title: note for title, (_, _, note) in extra.items()})
     formats = {title: spec for title, (spec, _, _) in extra.items()}
     return Table(caption=caption, columns=columns, rows=cells, notes=notes, formats=formats)

@@ -14,6 +14,7 @@ from pml_ops.config import Params
 from pml_ops.core.errors import ReportError
 from pml_ops.data.mnist import dataset
 from pml_ops.density import families
+from pml_ops.density.seed_spread import METRICS, comparisons
 from pml_ops.report.density_table import table1
 from pml_ops.report.environment import collect_environment
 from pml_ops.report.spec import Cell, Figure, Report, Section, Table
@@ -98,8 +99,6 @@ def seed_variation_tables(path: Path, order: list[str] | None = None) -> list[Ta
     """Table 1 over seeds and the differences between models that exceed the seed spread, from
     studies/seed_variation.py's results (none when it has not been run). Rows follow `order`
     (Table 1's models), then any other model the results hold."""
-    from pml_ops.density.seed_spread import METRICS, comparisons
-
     if not path.is_file():
         return []
     results = read_json(path)
@@ -254,6 +253,53 @@ def _brief(params: dict[str, Any]) -> str:
     )
 
 
+PARETO_COLUMNS = ["trial", "validation ELBO", "MFLOP/image", "cost ratio", "s/epoch ratio", "params", ""]
+PARETO_NOTES = {
+    "cost ratio": "training FLOPs per image over the model's own architecture's (counted)",
+    "s/epoch ratio": "measured seconds per epoch over the own architecture's, same run",
+}
+PARETO_FORMATS = {"validation ELBO": ".2f", "MFLOP/image": ".3g", "cost ratio": ".2f", "s/epoch ratio": ".2f"}
+
+
+def _pareto_table(model: str, summary: dict[str, Any]) -> Table:
+    """One tuned model's Pareto front from its `tune` summary (with the cost block), the best
+    within the budget and the promoted trial marked."""
+    cost = summary["cost"]
+    trials = {t["number"]: t for t in cost["trials"]}
+    promotion = summary.get("promotion") or {}
+    promoted = (promotion.get("best") or {}).get("trial") if promotion.get("promoted") else None
+    rows: list[dict[str, Cell]] = []
+    for number in cost["pareto_front"]:
+        trial = trials[number]
+        marks = []
+        if number == cost["best_within_budget"]:
+            marks.append("best within budget")
+        if number == promoted:
+            marks.append("promoted")
+        rows.append(
+            {
+                "trial": number,
+                "validation ELBO": trial["value"],
+                "MFLOP/image": trial["mflop_per_image"],
+                "cost ratio": trial["cost_ratio"],
+                "s/epoch ratio": trial["epoch_time_ratio"],
+                "params": _brief(trial["params"]),
+                "": ", ".join(marks),
+            }
+        )
+    return Table(
+        caption=(
+            f"{model.upper()} study '{summary['study']}': Pareto front ({summary['trials']} trials; "
+            f"budget {cost['max_cost_ratio']:g}x the own architecture's "
+            f"{cost['reference_mflop_per_image']:.3g} MFLOP per training image)"
+        ),
+        columns=list(PARETO_COLUMNS),
+        rows=rows,
+        notes=dict(PARETO_NOTES),
+        formats=dict(PARETO_FORMATS),
+    )
+
+
 def tuning_section(params: Params, root: Path) -> Section | None:
     """Each tuned model's Pareto front (validation ELBO against training MFLOP per image), the
     promotion candidate marked, from `tune`'s summary (None when no model has been tuned)."""
@@ -263,61 +309,10 @@ def tuning_section(params: Params, root: Path) -> Section | None:
         if not (folder / "summary.json").is_file():
             continue
         summary = read_json(folder / "summary.json")
-        cost = summary.get("cost", {})
-        if "reference_mflop_per_image" not in cost:
+        if "reference_mflop_per_image" not in summary.get("cost", {}):
             stale.append(f"`{folder / 'summary.json'}`")
             continue
-        trials = {t["number"]: t for t in cost["trials"]}
-        promotion = summary.get("promotion") or {}
-        promoted = (promotion.get("best") or {}).get("trial") if promotion.get("promoted") else None
-        rows: list[dict[str, Cell]] = []
-        for number in cost["pareto_front"]:
-            trial = trials[number]
-            marks = []
-            if number == cost["best_within_budget"]:
-                marks.append("best within budget")
-            if number == promoted:
-                marks.append("promoted")
-            rows.append(
-                {
-                    "trial": number,
-                    "validation ELBO": trial["value"],
-                    "MFLOP/image": trial["mflop_per_image"],
-                    "cost ratio": trial["cost_ratio"],
-                    "s/epoch ratio": trial["epoch_time_ratio"],
-                    "params": _brief(trial["params"]),
-                    "": ", ".join(marks),
-                }
-            )
-        tables.append(
-            Table(
-                caption=(
-                    f"{model.upper()} study '{summary['study']}': Pareto front ({summary['trials']} trials; "
-                    f"budget {cost['max_cost_ratio']:g}x the own architecture's "
-                    f"{cost['reference_mflop_per_image']:.3g} MFLOP per training image)"
-                ),
-                columns=[
-                    "trial",
-                    "validation ELBO",
-                    "MFLOP/image",
-                    "cost ratio",
-                    "s/epoch ratio",
-                    "params",
-                    "",
-                ],
-                rows=rows,
-                notes={
-                    "cost ratio": "training FLOPs per image over the model's own architecture's (counted)",
-                    "s/epoch ratio": "measured seconds per epoch over the own architecture's, same run",
-                },
-                formats={
-                    "validation ELBO": ".2f",
-                    "MFLOP/image": ".3g",
-                    "cost ratio": ".2f",
-                    "s/epoch ratio": ".2f",
-                },
-            )
-        )
+        tables.append(_pareto_table(model, summary))
         pareto = folder / "figures" / "pareto_front.png"
         if pareto.is_file():
             figures.append(Figure(path=pareto, caption=f"{model.upper()} tuning: Pareto front"))

@@ -79,6 +79,7 @@ def plan(root: Path, targets: list[str], force: bool = False) -> Plan:
     frozen stages left out), reduced to those that are changed now or downstream of one (all of
     them with `force`). Raises ReproError, with DVC's reason, where `root` is not a DVC
     repository or a target names no stage."""
+    # deferred: ~0.3 s at import; `pml-ops` imports this module for every command
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -133,6 +134,68 @@ def _echo(run: StageRun, lock: threading.Lock, out: Callable[[str], None]) -> No
             out(f"{run.name} | {line.rstrip()}")
 
 
+def _own_cores() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(usable_cpus()))
+
+
+def _start(
+    name: str,
+    cores: list[int],
+    root: Path,
+    env: dict[str, str],
+    force: bool,
+    lock: threading.Lock,
+    out: Callable[[str], None],
+) -> StageRun:
+    """Start stage `name` on `cores`, its output echoed to `out` by a thread of its own."""
+    with lock:
+        out(f"pml-ops repro: {name} started on core(s) {','.join(map(str, cores))}")
+    process = subprocess.Popen(
+        stage_command(name, cores, force),
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # stopped as a group, by us, not by the terminal
+    )
+    run = StageRun(name, cores, process, time.perf_counter())
+    run.reader = threading.Thread(target=_echo, args=(run, lock, out), daemon=True)
+    run.reader.start()
+    return run
+
+
+def _ended(run: StageRun, code: int) -> None:
+    """Record how `run` ended, once its output has all been echoed."""
+    assert run.reader is not None
+    run.reader.join()
+    run.returncode, run.wall_s = code, time.perf_counter() - run.started
+
+
+def _stop(running: Iterable[StageRun]) -> None:
+    """SIGINT every running stage's process group; SIGKILL those still running after STOP_GRACE_S."""
+    runs = list(running)
+    for run in runs:
+        _signal_group(run.process, signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for run in runs:
+        try:
+            run.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(run.process, signal.SIGKILL)
+            run.process.wait()
+
+
+def _failure(failed: list[StageRun], never: list[str]) -> ReproError:
+    tails = "\n".join(f"--- {run.name} (last lines) ---\n{''.join(run.tail).rstrip()}" for run in failed)
+    return ReproError(
+        f"{', '.join(run.name for run in failed)} failed; "
+        f"{'not started: ' + ', '.join(never) if never else 'every other stage ended'}\n{tails}"
+    )
+
+
 def run_parallel(
     root: Path,
     stages: Plan,
@@ -146,10 +209,7 @@ def run_parallel(
     `out`, each line prefixed by the stage's name. Returns the runs in the order they ended.
     Raises ReproError naming the failed stages after the running ones have ended; on Ctrl-C or
     SIGTERM the running stages get SIGINT (as from a terminal) and the stop is raised again."""
-    if hasattr(os, "sched_getaffinity"):
-        cores = sorted(os.sched_getaffinity(0))
-    else:
-        cores = list(range(usable_cpus()))
+    cores = _own_cores()
     scheduler = Scheduler(
         stages.upstream,
         stages.seconds,
@@ -165,31 +225,15 @@ def run_parallel(
     try:
         while not scheduler.complete:
             for name, granted in scheduler.start_next():
-                with lock:
-                    out(f"pml-ops repro: {name} started on core(s) {','.join(map(str, granted))}")
-                process = subprocess.Popen(
-                    stage_command(name, granted, force),
-                    cwd=root,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    start_new_session=True,  # stopped as a group, by us, not by the terminal
-                )
-                run = StageRun(name, granted, process, time.perf_counter())
-                run.reader = threading.Thread(target=_echo, args=(run, lock, out), daemon=True)
-                run.reader.start()
-                running[name] = run
+                running[name] = _start(name, granted, root, env, force, lock, out)
                 if on_start is not None:
-                    on_start(run)
+                    on_start(running[name])
             time.sleep(POLL_S)
             for name, run in list(running.items()):
                 code = run.process.poll()
                 if code is None:
                     continue
-                assert run.reader is not None
-                run.reader.join()
-                run.returncode, run.wall_s = code, time.perf_counter() - run.started
+                _ended(run, code)
                 del running[name]
                 ended.append(run)
                 scheduler.finished(name, succeeded=code == 0)
@@ -201,24 +245,11 @@ def run_parallel(
                     status = "done" if code == 0 else f"FAILED (exit status {code})"
                     out(f"pml-ops repro: {name} {status} in {run.wall_s:.1f} s")
     except KeyboardInterrupt:
-        for run in running.values():
-            _signal_group(run.process, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for run in running.values():
-            try:
-                run.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(run.process, signal.SIGKILL)
-                run.process.wait()
+        _stop(running.values())
         raise
     failed = [run for run in ended if run.returncode != 0]
     if failed:
-        tails = "\n".join(f"--- {run.name} (last lines) ---\n{''.join(run.tail).rstrip()}" for run in failed)
-        never = sorted(scheduler.pending)
-        raise ReproError(
-            f"{', '.join(run.name for run in failed)} failed; "
-            f"{'not started: ' + ', '.join(never) if never else 'every other stage ended'}\n{tails}"
-        )
+        raise _failure(failed, sorted(scheduler.pending))
     with lock:
         out(f"pml-ops repro: {len(ended)} stage(s) in {time.perf_counter() - began:.1f} s")
     return ended

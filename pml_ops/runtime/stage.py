@@ -162,6 +162,8 @@ def _quiet_pool_stops() -> None:
     the stop propagate; a stop is reported in one line. Each pool class logs to its own logger
     (`sqlalchemy.pool.impl.QueuePool`, ...) and a logger's filter does not see its children's
     records, so the filter goes on every pool class's logger."""
+    # deferred: ~0.2 s at import; `pml-ops` imports this module for every command, and only tune,
+    # repro and the stages install the handlers
     from sqlalchemy import pool
 
     classes: list[type] = [pool.Pool]
@@ -197,7 +199,7 @@ def ignore_stops() -> None:
 def stopping_run(run_id: str) -> Iterator[None]:
     """End the active MLflow run `run_id` as FINISHED, or KILLED if the block is stopped by a
     signal (tagged with the signal), or FAILED if it raises."""
-    import mlflow
+    import mlflow  # deferred: ~1.3 s at import; prepare, compare and most `pml-ops` commands never log
 
     try:
         yield

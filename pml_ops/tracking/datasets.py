@@ -5,6 +5,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import mlflow
+from mlflow.data.numpy_dataset import from_numpy
+
 from pml_ops.tracking.provenance import dvc_output_md5, project_root
 from pml_ops.tracking.store import retry_locked
 
@@ -14,9 +17,6 @@ def log_images(images: Any, split: str, data_path: str, context: str) -> Any:
     MLflow dataset. Name `mnist-<split>-<N>` (a subset is another data set), digest the DVC md5
     of `data_path`, source that file in the project; the input is tagged with the split, the
     number of images and the md5."""
-    import mlflow
-    from mlflow.data.numpy_dataset import from_numpy
-
     md5 = dvc_output_md5(data_path)
     with warnings.catch_warnings():  # MLflow registers two equivalent sources for local files and
         warnings.simplefilter("ignore", UserWarning)  # warns that it picks one of them

@@ -9,9 +9,16 @@ evaluations of the same model at once cannot both become champion.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pml_ops.tracking.provenance import dvc_experiment, dvc_output_md5, git_commit
 from pml_ops.tracking.store import holding, retry_locked, store_lock
 
 PREFIX = "pml-ops-"
@@ -36,8 +43,6 @@ class Registration:
 
 def champion(client: Any, name: str) -> tuple[str, float] | None:
     """(version, test score) of the current champion of `name`, or None."""
-    from mlflow.exceptions import MlflowException
-
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -49,9 +54,6 @@ def register(model_uri: str, model: str, test_score: float, tags: dict[str, str]
     """Register `model_uri` as a new version of `pml-ops-<model>` with `tags` and its test score;
     point `champion` at it when it beats the current champion (or there is none), else
     `challenger`."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
     name = registered_name(model)
     all_tags = {**tags, SCORE_TAG: repr(float(test_score))}
@@ -71,17 +73,12 @@ def register(model_uri: str, model: str, test_score: float, tags: dict[str, str]
 
 def params_digest(values: dict[str, Any]) -> str:
     """A short digest of the settings that made a model (sorted JSON, sha256)."""
-    import hashlib
-    import json
-
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def version_tags(data_path: str, settings: dict[str, Any], run_id: str) -> dict[str, str]:
     """Provenance of a model version: the DVC md5 of the data, the git commit, a digest of the
     settings that made the model and the evaluate run."""
-    from pml_ops.tracking.provenance import dvc_experiment, dvc_output_md5, git_commit
-
     return {
         "data_md5": dvc_output_md5(data_path),
         "git_commit": git_commit(),

@@ -99,7 +99,7 @@ class DvcRemote:
 
 def default_dvc_remote(project: Path) -> DvcRemote | None:
     """The default DVC remote with its merged settings (project and local config), or None."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # deferred: ~0.3 s at import; `pml-ops` imports this module for every command
 
     with Repo(str(project)) as repo:
         name = repo.config["core"].get("remote")
@@ -117,6 +117,7 @@ def probe_s3(
 ) -> None:
     """Raise RemoteError within about `timeout_s` unless the bucket of `url` answers and the
     credentials may list it. `settings` are DVC remote settings (access_key_id, profile, ...)."""
+    # deferred: ~0.2 s at import; `pml-ops` imports this module for every command
     import boto3
     import botocore.exceptions
     from botocore.config import Config

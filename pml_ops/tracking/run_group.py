@@ -46,6 +46,8 @@ def stage_run(
     """An active MLflow run for one stage with provenance tags (pipeline key, git commit, DVC md5
     of the dataset, DVC experiment); `system_metrics`: MLflow samples CPU and memory use during
     the run."""
+    # deferred: ~1.3 s at import; the report stage starts light, and the NUTS chain workers that the
+    # gp and bayesopt stages spawn on macOS and Windows re-import this module with the stage script
     import mlflow
 
     configure(params.tracking)

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+from mlflow.tracking import MlflowClient
+
 from pml_ops.config import Params
 from pml_ops.core.io import write_json
 from pml_ops.tracking.store import set_shared_tag
@@ -54,6 +57,25 @@ def make_plan(
     )
 
 
+def _promote(
+    study: optuna.Study, task: TuningTask, file: Path, cost: CostBudget, params: Params, overrides: Overrides
+) -> dict[str, Any]:
+    """`promote_best` with the trial settings the scores were taken at; its decision as JSON."""
+    trial = params.tuning.trial
+    score_budget = {
+        "epochs": trial.epochs,
+        "train_size": trial.train_size,
+        "validation_size": trial.validation_size,
+    }
+    result = promote_best(study, task, file, score_budget, cost, force=overrides.promote)
+    return {
+        "promoted": result.promoted,
+        "best": result.best,
+        "recorded": result.recorded,
+        "reason": result.reason,
+    }
+
+
 def tune(
     params: Params, task: TuningTask, overrides: Overrides, project_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -61,8 +83,6 @@ def tune(
     and its figures, log them and the Pareto front to the study's MLflow run, and promote the best
     validation ELBO within the cost budget to the best-params file if it beats the recorded one
     (or `overrides.promote`)."""
-    from mlflow.tracking import MlflowClient
-
     project = Path.cwd() if project_dir is None else project_dir
     trial = params.tuning.trial
     reference_cost = task.cost(None)
@@ -96,23 +116,10 @@ def tune(
     summary["figures_skipped"] = skipped
     summary["cost"] = costs
     summary["mlflow_study_run"] = run_id
-    promotion = None
+    summary["promotion"] = None
     if summary["states"]["complete"]:  # none within the cost budget: promote_best says so
-        score_budget = {
-            "epochs": trial.epochs,
-            "train_size": trial.train_size,
-            "validation_size": trial.validation_size,
-        }
-        result = promote_best(
-            study, task, project / params.tuning.best_params_file, score_budget, cost, force=overrides.promote
-        )
-        promotion = {
-            "promoted": result.promoted,
-            "best": result.best,
-            "recorded": result.recorded,
-            "reason": result.reason,
-        }
-    summary["promotion"] = promotion
+        best_params = project / params.tuning.best_params_file
+        summary["promotion"] = _promote(study, task, best_params, cost, params, overrides)
     write_json(out_dir / "summary.json", summary)
     log_study(MlflowClient(), run_id, summary, budget, figures, out_dir / "summary.json")
     return summary

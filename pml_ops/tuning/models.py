@@ -25,6 +25,12 @@ from pml_ops.config import (
     VaeSpace,
 )
 from pml_ops.core.errors import ArchitectureError, DataError, NonFiniteLossError
+from pml_ops.data.mnist import load_mnist
+from pml_ops.density.architectures import build_model
+from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
+from pml_ops.density.interface import EpochStats
+from pml_ops.density.training import train_vae
+from pml_ops.tuning.cost import training_mflop_per_image
 from pml_ops.tuning.space import suggest
 from pml_ops.tuning.task import EpochCallback, Evaluate
 
@@ -86,9 +92,6 @@ class DensityTask:
 
     def cost(self, sampled: dict[str, Any] | None) -> float:
         """Training MFLOP per image of the sampled architecture (None: the model's own)."""
-        from pml_ops.density.architectures import build_model
-        from pml_ops.tuning.cost import training_mflop_per_image
-
         own = getattr(self.params, self.model).architecture
         architecture = own if sampled is None else self.architecture(sampled)
         return training_mflop_per_image(build_model(architecture, seed=self.params.tuning.trial.seed))
@@ -103,11 +106,6 @@ class DensityTask:
 
     def _trainer(self) -> Callable[[ConvVaeArchitecture | MlpVaeArchitecture, float, EpochCallback], float]:
         """Load the trial data once; return train(architecture, lr, on_epoch) -> final val ELBO."""
-        from pml_ops.data.mnist import load_mnist
-        from pml_ops.density.architectures import build_model
-        from pml_ops.density.data import image_tensor, resolve_device, train_validation_split
-        from pml_ops.density.training import EpochStats, train_vae
-
         density, trial = self.params.density, self.params.tuning.trial
         device = resolve_device(density.device, density.cpu_threads)
         images = load_mnist(self.params.data.path, self.params.data.dataset).x_train

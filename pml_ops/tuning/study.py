@@ -32,8 +32,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import optuna
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from pml_ops.config import HeartbeatParams, TrackingParams
 from pml_ops.core.errors import TrialError, TuningError
@@ -294,9 +297,6 @@ def open_study(plan: StudyPlan, mlflow_uri: str | None = None) -> optuna.Study:
 
 def study_run(study: optuna.Study, plan: StudyPlan, task: TuningTask, experiment_id: str) -> str:
     """The study's MLflow run: the one recorded in the study if this store has it, else a new one."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
     run_id = study.user_attrs.get(STUDY_RUN)
     if run_id:
@@ -330,9 +330,6 @@ def run_study(
     Returns the study (reloaded, with every worker's trials) and its MLflow run id. Stopped by
     SIGINT or SIGTERM, it stops its workers, ends the study's run as KILLED and re-raises.
     """
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     experiment_id = configure(tracking, project_dir)
     uri = mlflow.get_tracking_uri()
     study = open_study(plan, uri)

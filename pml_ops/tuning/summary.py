@@ -177,6 +177,44 @@ def _read_sections(file: Path) -> dict[str, Any]:
     return existing
 
 
+BEST_PARAMS_HEADER = (
+    "# Best architectures found by `pml-ops tune` (one `<model>_tuned` section per model).\n"
+    "# Written by the tuning run; commit it so `dvc repro` trains the tuned models from it.\n"
+)
+
+
+def _best_to_promote(study: optuna.Study, cost: CostBudget) -> optuna.trial.FrozenTrial:
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise TuningError(f"study '{study.study_name}' has no completed trial: no best parameters")
+    best = best_within_budget(study, cost)
+    if best is None:
+        raise TuningError(
+            f"study '{study.study_name}': no completed trial within the cost budget ({cost.describe()})"
+        )
+    return best
+
+
+def _verdict(
+    value: float, recorded: Any, cost: CostBudget, force: bool, file: Path, name: str
+) -> tuple[bool, str]:
+    """Whether the validation ELBO `value` replaces the `recorded` source, and why."""
+    recorded_value = recorded.get("val_elbo") if isinstance(recorded, dict) else None
+    recorded_ratio = recorded.get("cost_ratio") if isinstance(recorded, dict) else None
+    over_budget = isinstance(recorded_ratio, int | float) and recorded_ratio > cost.max_ratio
+    if not isinstance(recorded_value, int | float):
+        return True, f"{file} had no scored '{name}' section"
+    if over_budget:
+        return (
+            True,
+            f"the recorded section costs {recorded_ratio:.2f}x, over the budget of {cost.max_ratio:g}x",
+        )
+    if value > recorded_value:
+        return True, f"it beats the recorded {recorded_value:.3f}"
+    if force:
+        return True, f"--promote, although the recorded {recorded_value:.3f} is at least as good"
+    return False, f"the recorded {recorded_value:.3f} is at least as good (--promote replaces it)"
+
+
 def promote_best(
     study: optuna.Study,
     task: TuningTask,
@@ -192,13 +230,7 @@ def promote_best(
     compared all the same, and the reason says so. A recorded section known to be over the cost
     budget does not compete (one of unknown cost does: the safe side; --promote replaces it).
     """
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise TuningError(f"study '{study.study_name}' has no completed trial: no best parameters")
-    best = best_within_budget(study, cost)
-    if best is None:
-        raise TuningError(
-            f"study '{study.study_name}': no completed trial within the cost budget ({cost.describe()})"
-        )
+    best = _best_to_promote(study, cost)
     value = float(best.values[0])
     file = Path(path)
     existing = _read_sections(file)
@@ -213,33 +245,13 @@ def promote_best(
     }
     previous = existing.get(name)
     recorded = previous.get("source") if isinstance(previous, dict) else None
-    recorded_value = recorded.get("val_elbo") if isinstance(recorded, dict) else None
-    recorded_ratio = recorded.get("cost_ratio") if isinstance(recorded, dict) else None
-    over_budget = isinstance(recorded_ratio, int | float) and recorded_ratio > cost.max_ratio
-    if not isinstance(recorded_value, int | float):
-        promoted, reason = True, f"{file} had no scored '{name}' section"
-    elif over_budget:
-        promoted = True
-        reason = f"the recorded section costs {recorded_ratio:.2f}x, over the budget of {cost.max_ratio:g}x"
-    elif value > recorded_value:
-        promoted, reason = True, f"it beats the recorded {recorded_value:.3f}"
-    elif force:
-        promoted, reason = True, f"--promote, although the recorded {recorded_value:.3f} is at least as good"
-    else:
-        promoted, reason = (
-            False,
-            f"the recorded {recorded_value:.3f} is at least as good (--promote replaces it)",
-        )
+    promoted, reason = _verdict(value, recorded, cost, force, file, name)
     if promoted and isinstance(recorded, dict):
         differing = sorted(key for key in budget if key in recorded and recorded[key] != budget[key])
         if differing:
             reason += f"; note: scored with a different {', '.join(differing)} than the recorded one"
     if promoted:
         existing[name] = {**task.best_section(best.params), "source": source}
-        header = (
-            "# Best architectures found by `pml-ops tune` (one `<model>_tuned` section per model).\n"
-            "# Written by the tuning run; commit it so `dvc repro` trains the tuned models from it.\n"
-        )
         with atomic_path(file) as tmp:
-            tmp.write_text(header + yaml.safe_dump(existing, sort_keys=True))
+            tmp.write_text(BEST_PARAMS_HEADER + yaml.safe_dump(existing, sort_keys=True))
     return Promotion(promoted, source, recorded if isinstance(recorded, dict) else None, reason)

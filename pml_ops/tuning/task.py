@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import mlflow
 import optuna
+from mlflow.tracking import MlflowClient
 
 from pml_ops.core.errors import TrialError
 from pml_ops.runtime.stage import check_stop, ignore_stops, stop_signal
@@ -52,8 +54,6 @@ def worker_id() -> str:
 
 def end_trial_run(mlflow_uri: str, run_id: str, reason: str) -> None:
     """End the MLflow run of a trial whose worker is gone as KILLED, with the reason."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(mlflow_uri)
     if client.get_run(run_id).info.status != "RUNNING":
         return
@@ -143,8 +143,6 @@ class TrialRunner:
         self.max_train_cost = max_train_cost
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        import mlflow
-
         epochs = 0
 
         def on_epoch(epoch: int, value: float) -> None:
@@ -159,30 +157,8 @@ class TrialRunner:
         try:  # from the first statement: a stop at any point ends the trial and its run
             trial.set_user_attr(WORKER, worker_id())
             params = self.task.sample(trial)
-            mlflow.set_tracking_uri(self.target.uri)
-            run = mlflow.start_run(
-                run_name=f"{trial.study.study_name}-trial-{trial.number}",
-                experiment_id=self.target.experiment_id,
-                parent_run_id=self.target.parent_run_id,
-                nested=True,
-                tags={
-                    "pml_ops.runtime.stage": "tune",
-                    "pml_ops.model": self.task.model,
-                    "optuna.study": trial.study.study_name,
-                    "optuna.trial": str(trial.number),
-                    "pml_ops.worker": worker_id(),
-                },
-            )
-            trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
-            mlflow.log_params(params)
-            cost = self.task.cost(params)
-            trial.set_user_attr(COST, cost)
-            mlflow.log_metric(COST, cost)
-            if self.max_train_cost is not None and cost > self.max_train_cost:
-                raise optuna.TrialPruned(
-                    f"over the training cost cap before training: {cost:.3g} MFLOP per image > "
-                    f"{self.max_train_cost:.3g} (tuning.trial.max_train_cost_ratio)"
-                )
+            self._start_run(trial, params)
+            cost = self._counted_cost(trial, params)
             started = time.perf_counter()
             value = _check_finite(self.evaluate(params, on_epoch), "at the end of training")
             seconds = (time.perf_counter() - started) / max(1, epochs)
@@ -194,15 +170,7 @@ class TrialRunner:
             self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
             raise
         except BaseException as error:  # a bug or a stop signal: record it, then stop the worker
-            signum = stop_signal(error)
-            if signum is not None:
-                ignore_stops()
-                # Optuna logs a failed trial with its traceback; a stop is reported in one line.
-                optuna.logging.set_verbosity(optuna.logging.ERROR)
-                self._end(trial, "FAIL", "KILLED", FAIL_REASON, f"{STOPPED} {signal.Signals(signum).name}")
-            else:
-                reason = "".join(traceback.format_exception_only(error)).strip()
-                self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
+            self._end_interrupted(trial, error)
             raise
         trial.set_user_attr(SECONDS, seconds)
         mlflow.log_metrics({"value": value, SECONDS: seconds})
@@ -210,12 +178,53 @@ class TrialRunner:
         mlflow.end_run("FINISHED")
         return value, cost
 
+    def _start_run(self, trial: optuna.Trial, params: dict[str, Any]) -> None:
+        """The trial's MLflow run, nested under the study's, with the sampled params."""
+        mlflow.set_tracking_uri(self.target.uri)
+        run = mlflow.start_run(
+            run_name=f"{trial.study.study_name}-trial-{trial.number}",
+            experiment_id=self.target.experiment_id,
+            parent_run_id=self.target.parent_run_id,
+            nested=True,
+            tags={
+                "pml_ops.runtime.stage": "tune",
+                "pml_ops.model": self.task.model,
+                "optuna.study": trial.study.study_name,
+                "optuna.trial": str(trial.number),
+                "pml_ops.worker": worker_id(),
+            },
+        )
+        trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
+        mlflow.log_params(params)
+
+    def _counted_cost(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
+        """The sampled configuration's training MFLOP per image, recorded; pruned over the cap."""
+        cost = self.task.cost(params)
+        trial.set_user_attr(COST, cost)
+        mlflow.log_metric(COST, cost)
+        if self.max_train_cost is not None and cost > self.max_train_cost:
+            raise optuna.TrialPruned(
+                f"over the training cost cap before training: {cost:.3g} MFLOP per image > "
+                f"{self.max_train_cost:.3g} (tuning.trial.max_train_cost_ratio)"
+            )
+        return cost
+
+    def _end_interrupted(self, trial: optuna.Trial, error: BaseException) -> None:
+        """End a trial stopped by a signal (in one line, as KILLED) or by a bug (FAILED)."""
+        signum = stop_signal(error)
+        if signum is not None:
+            ignore_stops()
+            # Optuna logs a failed trial with its traceback; a stop is reported in one line.
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
+            self._end(trial, "FAIL", "KILLED", FAIL_REASON, f"{STOPPED} {signal.Signals(signum).name}")
+        else:
+            reason = "".join(traceback.format_exception_only(error)).strip()
+            self._end(trial, "FAIL", "FAILED", FAIL_REASON, reason)
+
     def _end(self, trial: optuna.Trial, state: str, status: str, attr: str, reason: str) -> None:
         """Record why the trial ended and end its run. Under the store's lock: a stop reaches
         every worker at once, and their cleanups writing one SQLite store together would meet
         "database is locked" (which MLflow logs with a traceback before it raises)."""
-        import mlflow
-
         trial.set_user_attr(attr, reason)
         if mlflow.active_run() is not None:  # None: stopped before its run started
             with holding(store_lock(self.target.uri), "ending the trial's MLflow run"):

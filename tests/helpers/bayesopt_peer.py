@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import optuna
 
 
 def optuna_gp_minimise(
@@ -17,8 +18,6 @@ def optuna_gp_minimise(
     seed: int,
 ) -> np.ndarray:
     """Best f after the initial design and after each of `iterations` GPSampler proposals."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=len(x_init), deterministic_objective=True)
     study = optuna.create_study(direction="minimize", sampler=sampler)

@@ -10,16 +10,14 @@ with covariance C = W W^T + sigma^2 I evaluated through the M x M matrix M = W^T
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pml_ops.core.errors import ConfigError
 from pml_ops.density import artifact, figures
+from pml_ops.density.data import DensitySplit, to_unit_float
 from pml_ops.density.interface import FigureInputs, FitCallbacks
-
-if TYPE_CHECKING:
-    from pml_ops.density.data import DensitySplit
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -55,8 +53,6 @@ class PPCA:
         return self
 
     def fit(self, split: DensitySplit, callbacks: FitCallbacks) -> PPCA:
-        from pml_ops.density.data import to_unit_float
-
         x_train, x_val = to_unit_float(split.x_train), to_unit_float(split.x_val)
         self.fit_pixels(x_train)
         self.train_metrics_ = {

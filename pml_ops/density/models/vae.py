@@ -9,6 +9,7 @@ batching), whatever the architecture.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -18,13 +19,16 @@ import numpy as np
 
 from pml_ops.config import ConvVaeArchitecture, MlpVaeArchitecture, TrainingParams
 from pml_ops.density import artifact, figures
+from pml_ops.density.data import DensitySplit, image_tensor
 from pml_ops.density.interface import FigureInputs, FitCallbacks
 
+# torch (~1.1 s at import) and the modules built on it (architectures, autoencoder, batching,
+# training) are imported where they are used: the registry imports this module in every density
+# stage and the report, and the compare stage and the PPCA and GMM evaluate stages never need torch.
 if TYPE_CHECKING:
     import torch
 
     from pml_ops.density.autoencoder import VAE
-    from pml_ops.density.data import DensitySplit
 
 DEFAULT_MEMORY_BUDGET_MIB = 64.0
 Architecture = MlpVaeArchitecture | ConvVaeArchitecture
@@ -63,13 +67,12 @@ class VaeModel:
 
     def build(self) -> VAE:
         """The untrained network, weights drawn from `seed` (raises ArchitectureError)."""
-        from pml_ops.density.architectures import build_model
+        from pml_ops.density.architectures import build_model  # deferred: torch, see the imports
 
         return build_model(self.architecture, self.seed)
 
     def fit(self, split: DensitySplit, callbacks: FitCallbacks) -> VaeModel:
-        from pml_ops.density.data import image_tensor
-        from pml_ops.density.training import train_vae
+        from pml_ops.density.training import train_vae  # deferred: torch, see the imports
 
         module = self.build()
         result = train_vae(
@@ -142,6 +145,7 @@ class VaeModel:
     def _rows(self, module: VAE, encoder: bool, decoder: bool, samples: int = 1) -> int:
         """Images per pass within the memory budget: the encoder once per image, the decoder
         `samples` times."""
+        # deferred: torch, see the imports
         from pml_ops.density.batching import decoder_bytes_per_sample, encoder_bytes_per_image, rows_within
 
         per_image = (encoder_bytes_per_image(module) if encoder else 0) + (
@@ -150,20 +154,20 @@ class VaeModel:
         return rows_within(self.memory_budget_bytes, per_image)
 
     def _batches(self, x: np.ndarray, batch: int) -> Iterator[torch.Tensor]:
-        import torch
+        import torch  # deferred: see the imports
 
         for start in range(0, len(x), batch):
             chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch], dtype=np.float32))
             yield chunk.to(self.device).reshape(-1, 1, 28, 28)
 
     def _generator(self, seed: int) -> torch.Generator:
-        import torch
+        import torch  # deferred: see the imports
 
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def log_density(self, x: np.ndarray, seed: int = 0) -> np.ndarray:
         """Single-sample ELBO per image (a stochastic lower bound on log p(x))."""
-        import torch
+        import torch  # deferred: see the imports
 
         generator = self._generator(seed)
         batch = self._rows(self.module, encoder=True, decoder=True)
@@ -181,12 +185,10 @@ class VaeModel:
         The encoder runs once per image and the K samples of as many images as fit the memory
         budget go through the decoder in one pass; when K samples of one image do not fit, they
         are split over several passes."""
-        import math
+        import torch  # deferred: see the imports
 
-        import torch
-
-        from pml_ops.density.autoencoder import iwae_mc_variance
-        from pml_ops.density.batching import decoder_bytes_per_sample, rows_within
+        from pml_ops.density.autoencoder import iwae_mc_variance  # deferred: torch, as above
+        from pml_ops.density.batching import decoder_bytes_per_sample, rows_within  # as above
 
         generator = self._generator(seed)
         images = self._rows(self.module, encoder=True, decoder=True, samples=k)
@@ -200,7 +202,7 @@ class VaeModel:
         return np.concatenate(bounds), np.concatenate(variances)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # deferred: see the imports
 
         batch = self._rows(self.module, encoder=True, decoder=False)
         with torch.inference_mode():
@@ -209,7 +211,7 @@ class VaeModel:
             )
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # deferred: see the imports
 
         batch = self._rows(self.module, encoder=False, decoder=True)
         latent = np.asarray(z, dtype=np.float32)
@@ -222,7 +224,7 @@ class VaeModel:
 
     def reconstruct(self, x: np.ndarray, sample: bool, seed: int) -> np.ndarray:
         """Decoder mean at the posterior mean, or at one posterior sample."""
-        import torch
+        import torch  # deferred: see the imports
 
         generator = self._generator(seed)
         batch = self._rows(self.module, encoder=True, decoder=True)
