@@ -45,6 +45,7 @@ lint-python: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/function_length.py pml_ops pipelines
 
 ## Dockerfiles, workflow, compose file and shell scripts (scripts/lint-containers.sh).
 lint-containers: install
