@@ -3,11 +3,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: run test smoke lint lint-python lint-containers install push pull docker-build docker-build-cuda \
-	docker-run test-docker test-docker-cuda
+.PHONY: run test smoke lint lint-python lint-containers install lock lock-diff push pull \
+	docker-build docker-build-cuda docker-run test-docker test-docker-cuda
 
+## The venv from the lock, hashes checked (scripts/install.sh; README: Dependencies).
 install:
 	VENV=$(VENV) bash scripts/install.sh
+
+## Regenerate the lock (requirements/*.txt) from pyproject.toml, keeping every pin that still fits;
+## UPGRADE=1 moves every package to its newest allowed release, UPGRADE_PACKAGE=name one package.
+lock:
+	VENV=$(VENV) bash scripts/lock.sh $(if $(filter 1 yes true,$(UPGRADE)),--upgrade) \
+		$(if $(UPGRADE_PACKAGE),--upgrade-package $(UPGRADE_PACKAGE))
+
+## The locked versions that differ from BASE's (default origin/main).
+lock-diff:
+	bash scripts/lock-diff.sh $(BASE)
 
 ## Run the whole pipeline on the defaults in params.yaml: `dvc repro`'s stages, independent ones side
 ## by side on a core each (pml-ops repro; README: The pipeline). `dvc repro` runs them one at a time.
