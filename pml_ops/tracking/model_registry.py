@@ -79,8 +79,14 @@ def params_digest(values: dict[str, Any]) -> str:
 
 def version_tags(data_path: str, settings: dict[str, Any], run_id: str) -> dict[str, str]:
     """Provenance of a model version: the DVC md5 of the data, the git commit, a digest of the
-    settings that made the model and the evaluate run."""
-    from pml_ops.tracking.provenance import dvc_experiment, dvc_output_md5, git_commit
+    settings that made the model, the evaluate run and the lock's sha256."""
+    from pml_ops.tracking.provenance import (
+        LOCK_DIGEST_TAG,
+        dvc_experiment,
+        dvc_output_md5,
+        git_commit,
+        lock_digest,
+    )
 
     return {
         "data_md5": dvc_output_md5(data_path),
@@ -88,4 +94,5 @@ def version_tags(data_path: str, settings: dict[str, Any], run_id: str) -> dict[
         "params_digest": params_digest(settings),
         "dvc_experiment": dvc_experiment(),
         "evaluate_run_id": run_id,
+        LOCK_DIGEST_TAG: lock_digest(),
     }

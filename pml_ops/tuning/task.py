@@ -26,6 +26,7 @@ import optuna
 
 from pml_ops.core.errors import TrialError
 from pml_ops.runtime.stage import check_stop, ignore_stops, stop_signal
+from pml_ops.tracking.provenance import LOCK_DIGEST_TAG, lock_digest
 from pml_ops.tracking.store import holding, store_lock
 
 EpochCallback = Callable[[int, float], None]
@@ -171,6 +172,7 @@ class TrialRunner:
                     "optuna.study": trial.study.study_name,
                     "optuna.trial": str(trial.number),
                     "pml_ops.worker": worker_id(),
+                    LOCK_DIGEST_TAG: lock_digest(),
                 },
             )
             trial.set_user_attr(MLFLOW_RUN, run.info.run_id)
