@@ -101,6 +101,7 @@ def test_install_paths_use_the_lock_with_hashes():
     )
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^lock:\n\tVENV=\$\(VENV\) bash scripts/lock.sh", makefile, re.M)
+    assert re.search(r"^lint: lint-audit$", makefile, re.M)
 
 
 def test_lock_digest_is_the_sha256_of_the_runtime_lock(tmp_path: Path, monkeypatch):
