@@ -3,11 +3,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WITH_VENV := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: hooks run test smoke lint lint-python lint-containers install push pull docker-build docker-build-cuda \
-	docker-run test-docker test-docker-cuda
+.PHONY: hooks run test smoke lint lint-python lint-containers lint-audit install lock lock-diff push pull \
+	docker-build docker-build-cuda docker-run audit-image test-docker test-docker-cuda
 
+## The venv from the lock, hashes checked (scripts/install.sh; README: Dependencies).
 install:
 	VENV=$(VENV) bash scripts/install.sh
+
+## Regenerate the lock (requirements/*.txt) from pyproject.toml, keeping every pin that still fits;
+## UPGRADE=1 moves every package to its newest allowed release, UPGRADE_PACKAGE=name one package.
+lock:
+	VENV=$(VENV) bash scripts/lock.sh $(if $(filter 1 yes true,$(UPGRADE)),--upgrade) \
+		$(if $(UPGRADE_PACKAGE),--upgrade-package $(UPGRADE_PACKAGE))
+
+## The locked versions that differ from BASE's (default origin/main).
+lock-diff:
+	bash scripts/lock-diff.sh $(BASE)
 
 ## Run the whole pipeline on the defaults in params.yaml: `dvc repro`'s stages, independent ones side
 ## by side on a core each (pml-ops repro; README: The pipeline). `dvc repro` runs them one at a time.
@@ -51,6 +62,12 @@ lint-python: install
 lint-containers: install
 	$(WITH_VENV) bash scripts/lint-containers.sh
 
+## Known vulnerabilities of the locked packages (pip-audit; scripts/audit.py), also part of `make lint`:
+## fails on one not accepted in requirements/audit-allow.toml; says so where no service answers.
+lint: lint-audit
+lint-audit: install
+	$(BIN)/python scripts/audit.py requirements/dev.txt
+
 ## Containers (README: Containers). The images: pml-ops:cpu and pml-ops:cuda.
 docker-build:
 	bash scripts/docker-build.sh cpu
@@ -62,6 +79,11 @@ docker-build-cuda:
 ## --gpus all when nvidia-smi sees a GPU).
 docker-run:
 	bash scripts/docker-run.sh $(ARGS)
+
+## The same audit on the packages installed in an image (`pip freeze --all` inside it).
+IMAGE ?= pml-ops:cpu
+audit-image: install
+	$(BIN)/python scripts/audit.py --image $(IMAGE)
 
 ## The container tests alone (a Docker engine must answer: sudo scripts/docker-engine.sh start).
 test-docker: install

@@ -29,8 +29,7 @@ case "$flavour" in
 esac
 tag=${PML_OPS_IMAGE:-pml-ops:$flavour}
 official_base=$(sed -n 's/^ARG BASE_IMAGE=//p' docker/Dockerfile)
-# shellcheck disable=SC2016 # a literal ${ in the pattern
-torch_version=$(sed -n 's/^TORCH_VERSION=\${TORCH_VERSION:-\(.*\)}$/\1/p' scripts/install.sh)
+torch_version=$(sed -n 's/^torch==\([^+ ]*\).*/\1/p' requirements/runtime.txt) # the locked release
 
 pip_config() { python3 -m pip config get "$1" 2>/dev/null || true; }
 
@@ -98,7 +97,7 @@ docker build -f docker/Dockerfile \
   --build-arg "BASE_IMAGE=$base" \
   --build-arg "TORCH_SOURCE=$torch_source" \
   --label "org.opencontainers.image.revision=$revision" \
-  --label "org.pml-ops.dependencies=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)" \
+  --label "org.pml-ops.dependencies=$(cat requirements/runtime.txt scripts/install.sh | sha256sum | cut -c1-16)" \
   -t "$tag" "$@" .
 size=$(docker image inspect -f '{{.Size}}' "$tag")
 echo "docker-build: $tag built in $((SECONDS - started)) s, $((size / 1000000)) MB"

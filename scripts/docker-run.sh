@@ -42,9 +42,10 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
   PML_OPS_IMAGE=$image "$root/scripts/docker-build.sh" "$flavour" >&2
 fi
 built_for=$(docker image inspect -f '{{index .Config.Labels "org.pml-ops.dependencies"}}' "$image")
-if [ "$built_for" != "$(cat "$root/pyproject.toml" "$root/scripts/install.sh" | sha256sum | cut -c1-16)" ]; then
-  echo "docker-run: $image was built from another pyproject.toml or scripts/install.sh than this" \
-    "checkout's; if the dependencies changed, rebuild it: scripts/docker-build.sh $flavour" >&2
+built_from=$(cat "$root/requirements/runtime.txt" "$root/scripts/install.sh" | sha256sum | cut -c1-16)
+if [ "$built_for" != "$built_from" ]; then
+  echo "docker-run: $image was built from another lock (requirements/runtime.txt) or" \
+    "scripts/install.sh than this checkout's; if the dependencies changed, rebuild it: scripts/docker-build.sh $flavour" >&2
 fi
 
 mounts=(-v "$root:$root")

@@ -22,7 +22,14 @@ from pathlib import Path
 from pml_ops.config import Params, load_params
 from pml_ops.core.errors import PmlOpsError
 from pml_ops.data.mnist import load_mnist
-from pml_ops.tracking.provenance import dvc_output_md5
+from pml_ops.tracking.provenance import (
+    DEV_LOCK,
+    RUNTIME_LOCK,
+    dvc_output_md5,
+    installed_versions,
+    lock_differences,
+    locked_versions,
+)
 from pml_ops.tracking.remote import RemoteError, check_default_remote
 from pml_ops.tracking.store import check_server, is_server, tracking_uri
 
@@ -30,6 +37,8 @@ MIN_PYTHON = (3, 11)
 ARTIFACTS_TIMEOUT_S = 10.0
 USER_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 INSTALL_FIX = "run `scripts/install.sh` (or `make install`) in the project directory"
+LOCK_FIX = "run `make install` (scripts/install.sh) in the project directory: it installs the lock"
+SHOWN_DIFFERENCES = 5
 
 
 class Status(Enum):
@@ -70,6 +79,34 @@ def check_torch() -> Check:
     else:
         device = "CPU (no CUDA device visible)"
     return Check("torch", Status.OK, f"{torch.__version__}, device {device}")
+
+
+def check_lock(project: Path, installed: dict[str, str] | None = None) -> Check:
+    """The installed distributions are the lock's, name and version: requirements/dev.txt's where
+    a tool of the dev extra is installed, else requirements/runtime.txt's (the images)."""
+    name = "packages"
+    if not (project / RUNTIME_LOCK).is_file():
+        return Check(
+            name, Status.WARN, f"no lock file {RUNTIME_LOCK} in {project}", "run from the project root"
+        )
+    have = installed_versions() if installed is None else installed
+    lock, locked = RUNTIME_LOCK, locked_versions(project / RUNTIME_LOCK)
+    if (project / DEV_LOCK).is_file():
+        dev = locked_versions(project / DEV_LOCK)
+        if any(tool in have for tool in dev.keys() - locked.keys()):
+            lock, locked = DEV_LOCK, dev
+    differences = lock_differences(locked, have)
+    builds = [d for d in differences if d.other_build_only]
+    others = [d for d in differences if not d.other_build_only]
+    detail = f"the {len(locked)} packages of {lock} at their locked versions"
+    if builds:
+        detail += "; " + ", ".join(f"{d.name} {d.installed}: another build of {d.locked}" for d in builds)
+    if not others:
+        return Check(name, Status.OK, detail)
+    shown = ", ".join(str(d) for d in others[:SHOWN_DIFFERENCES])
+    if len(others) > SHOWN_DIFFERENCES:
+        shown += f" and {len(others) - SHOWN_DIFFERENCES} more"
+    return Check(name, Status.WARN, f"{len(others)} of {len(locked)} differ from {lock}: {shown}", LOCK_FIX)
 
 
 def check_params(params_file: Path) -> tuple[Check, Params | None]:
@@ -214,7 +251,7 @@ def check_data(project: Path, params: Params | None) -> Check:
 def run_checks(params_file: Path, project: Path | None = None) -> list[Check]:
     root = Path.cwd() if project is None else project
     params_check, params = check_params(params_file)
-    checks = [check_python(), check_torch(), params_check]
+    checks = [check_python(), check_torch(), check_lock(root), params_check]
     if params is not None:
         uri = tracking_uri(params.tracking, root)
         checks.append(check_tracking(uri))

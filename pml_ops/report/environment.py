@@ -1,4 +1,4 @@
-"""The run's context for the report: package versions, device, git commit and data version."""
+"""The run's context for the report: package versions and the lock, device, git commit and data version."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from pml_ops.tracking.provenance import dvc_output_md5, git_commit
+from pml_ops.tracking.provenance import (
+    RUNTIME_LOCK,
+    dvc_output_md5,
+    git_commit,
+    lock_differences,
+    lock_digest,
+    locked_versions,
+)
 
 PACKAGES = ("torch", "pyro-ppl", "arviz", "scikit-learn", "mlflow", "dvc", "optuna", "numpy")
 
@@ -16,6 +23,20 @@ def package_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def lock_agreement(project_dir: Path | None = None) -> str:
+    """Whether the installed packages are the lock's: 'as locked (N packages)' or what differs."""
+    lock = (Path.cwd() if project_dir is None else project_dir) / RUNTIME_LOCK
+    try:
+        locked = locked_versions(lock)
+    except OSError:
+        return "unknown (no lock file)"
+    differences = [d for d in lock_differences(locked) if not d.other_build_only]
+    if not differences:
+        return f"as locked ({len(locked)} packages)"
+    shown = ", ".join(str(d) for d in differences[:3]) + (", ..." if len(differences) > 3 else "")
+    return f"{len(differences)} of {len(locked)} differ from the lock: {shown}"
 
 
 def device_description() -> str:
@@ -29,9 +50,12 @@ def device_description() -> str:
 def collect_environment(
     project_dir: Path | None = None, data_output: str = "data/mnist.npz"
 ) -> dict[str, str]:
-    """Python and package versions, device, git commit and the DVC md5 of `data_output`."""
+    """Python and package versions, the lock's sha256 and whether the installed packages are the
+    lock's, device, git commit and the DVC md5 of `data_output`."""
     environment = {"python": platform.python_version()}
     environment.update({name: package_version(name) for name in PACKAGES})
+    environment[f"lock ({RUNTIME_LOCK}) sha256"] = lock_digest(project_dir)
+    environment["installed packages"] = lock_agreement(project_dir)
     environment["device"] = device_description()
     environment["git commit"] = git_commit(project_dir)
     environment[f"data ({data_output}) md5"] = dvc_output_md5(data_output, project_dir)

@@ -18,7 +18,13 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pml_ops.tracking.provenance import dvc_experiment, dvc_output_md5, git_commit
+from pml_ops.tracking.provenance import (
+    LOCK_DIGEST_TAG,
+    dvc_experiment,
+    dvc_output_md5,
+    git_commit,
+    lock_digest,
+)
 from pml_ops.tracking.store import holding, retry_locked, store_lock
 
 PREFIX = "pml-ops-"
@@ -78,11 +84,12 @@ def params_digest(values: dict[str, Any]) -> str:
 
 def version_tags(data_path: str, settings: dict[str, Any], run_id: str) -> dict[str, str]:
     """Provenance of a model version: the DVC md5 of the data, the git commit, a digest of the
-    settings that made the model and the evaluate run."""
+    settings that made the model, the evaluate run and the lock's sha256."""
     return {
         "data_md5": dvc_output_md5(data_path),
         "git_commit": git_commit(),
         "params_digest": params_digest(settings),
         "dvc_experiment": dvc_experiment(),
         "evaluate_run_id": run_id,
+        LOCK_DIGEST_TAG: lock_digest(),
     }

@@ -7,7 +7,7 @@ content of params.yaml, or $PML_OPS_RUN_GROUP when set. Every stage's run carrie
 collapsed row, hiding the models' runs, their Dataset and Models columns and their metrics, while
 flat runs are side by side at once and "Group by" tag `pipeline` gives the per-pipeline view. With
 no parent to find or create, stages that start together cannot race. Each run also carries the
-DVC experiment name, the git commit and the DVC md5 of the data.
+DVC experiment name, the git commit, the DVC md5 of the data and the sha256 of the lock.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from typing import Any
 
 from pml_ops.config import DEFAULT_PARAMS_FILE, Params
 from pml_ops.runtime.stage import stopping_run
-from pml_ops.tracking.provenance import dvc_experiment, dvc_output_md5, git_commit
+from pml_ops.tracking.provenance import (
+    LOCK_DIGEST_TAG,
+    dvc_experiment,
+    dvc_output_md5,
+    git_commit,
+    lock_digest,
+)
 from pml_ops.tracking.store import configure, retry_locked
 
 GROUP_ENV = "PML_OPS_RUN_GROUP"
@@ -44,7 +50,7 @@ def stage_run(
     params: Params, run_name: str, tags: dict[str, str], system_metrics: bool = False
 ) -> Iterator[Any]:
     """An active MLflow run for one stage with provenance tags (pipeline key, git commit, DVC md5
-    of the dataset, DVC experiment); `system_metrics`: MLflow samples CPU and memory use during
+    of the dataset, DVC experiment, lock digest); `system_metrics`: MLflow samples CPU and memory use during
     the run."""
     # deferred: ~1.3 s at import; the report stage starts light, and the NUTS chain workers that the
     # gp and bayesopt stages spawn on macOS and Windows re-import this module with the stage script
@@ -58,6 +64,7 @@ def stage_run(
         "git_commit": git_commit(),
         "data_md5": dvc_output_md5(params.data.path),
         "dvc_experiment": dvc_experiment(),
+        LOCK_DIGEST_TAG: lock_digest(),
         **tags,
     }
     run = retry_locked(

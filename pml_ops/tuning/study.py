@@ -42,7 +42,7 @@ from pml_ops.config import HeartbeatParams, TrackingParams
 from pml_ops.core.errors import TrialError, TuningError
 from pml_ops.core.resources import retain_freed_memory
 from pml_ops.runtime.stage import die_with_parent, ignore_stops, install_stop_handlers, note_kept, stop_signal
-from pml_ops.tracking.provenance import git_commit
+from pml_ops.tracking.provenance import LOCK_DIGEST_TAG, git_commit, lock_digest
 from pml_ops.tracking.store import configure
 from pml_ops.tuning.storage import open_storage, redact
 from pml_ops.tuning.task import (
@@ -311,11 +311,12 @@ def study_run(study: optuna.Study, plan: StudyPlan, task: TuningTask, experiment
         experiment_id,
         run_name=f"tune-{plan.study_name}",
         tags={
-            "pml_ops.runtime.stage": "tune",
+            "pml_ops.stage": "tune",
             "pml_ops.model": task.model,
             "optuna.study": plan.study_name,
             "optuna.storage": redact(plan.storage),
             "git_commit": git_commit(),
+            LOCK_DIGEST_TAG: lock_digest(),
         },
     )
     study.set_user_attr(STUDY_RUN, run.info.run_id)

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from pml_ops.core.errors import TrialError
 from pml_ops.runtime.stage import check_stop, ignore_stops, stop_signal
+from pml_ops.tracking.provenance import LOCK_DIGEST_TAG, lock_digest
 from pml_ops.tracking.store import holding, store_lock
 
 EpochCallback = Callable[[int, float], None]
@@ -187,11 +188,12 @@ class TrialRunner:
             parent_run_id=self.target.parent_run_id,
             nested=True,
             tags={
-                "pml_ops.runtime.stage": "tune",
+                "pml_ops.stage": "tune",
                 "pml_ops.model": self.task.model,
                 "optuna.study": trial.study.study_name,
                 "optuna.trial": str(trial.number),
                 "pml_ops.worker": worker_id(),
+                LOCK_DIGEST_TAG: lock_digest(),
             },
         )
         trial.set_user_attr(MLFLOW_RUN, run.info.run_id)

@@ -76,7 +76,7 @@ def test_doctor_end_to_end(temp_clone: Path, stage_env: dict[str, str]):
     assert healthy.returncode == 0, healthy.stdout
     lines = [line for line in healthy.stdout.splitlines() if line[:2] in ("✓ ", "! ", "✗ ")]
     assert [line.split(":")[0] for line in lines] == [
-        "✓ python", "✓ torch", "✓ params", "✓ mlflow store", "✓ dvc", "✓ data"
+        "✓ python", "✓ torch", "✓ packages", "✓ params", "✓ mlflow store", "✓ dvc", "✓ data"
     ]  # fmt: skip
     assert "60000 train, 10000 test" in healthy.stdout
 
