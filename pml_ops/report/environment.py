@@ -15,7 +15,7 @@ from pml_ops.tracking.provenance import (
     locked_versions,
 )
 
-PACKAGES = ("torch", "pyro-ppl", "arviz", "scikit-learn", "mlflow", "dvc", "optuna", "numpy")
+PACKAGES = ("torch", "arviz", "scikit-learn", "mlflow", "dvc", "optuna", "numpy")
 
 
 def package_version(name: str) -> str:
