@@ -1,8 +1,9 @@
-"""Bayesian GP regression with an RBF kernel: exact marginal likelihood, NUTS over the
-hyperparameters, posterior predictive, ArviZ diagnostics and figures.
+"""Bayesian GP regression: exact marginal likelihood, NUTS over the kernel's hyperparameters,
+posterior predictive, ArviZ diagnostics and figures.
 
-One concept per module, in the spirit of `pyro.contrib.gp`: `model` (kernel, marginal
-likelihood and the NUTS target over the log hyperparameters), `predict` (closed-form posterior
+One concept per module, in the spirit of `pyro.contrib.gp`: `kernels` (one kernel per module,
+sums and products, built from params.yaml's expression), `model` (marginal likelihood and the
+NUTS target over the log hyperparameters), `predict` (closed-form posterior
 predictive), `diagnostics` (InferenceData, ESS and r_hat), `figures`, and `from_params` (typed
 params -> these objects). The sampler is `pml_ops.inference.nuts`; the objective to fit is a
 `pml_ops.core.expression.Expression`.
