@@ -27,6 +27,7 @@ from pml_ops.config import load_params
 from pml_ops.core.expression import Expression
 from pml_ops.gp import diagnostics
 from pml_ops.gp.from_params import gp_model, nuts_settings
+from pml_ops.gp.kernels import RBF
 from pml_ops.gp.model import HYPERPARAMETERS, GPModel
 from pml_ops.inference.nuts import (
     NUTSSettings,
@@ -198,7 +199,7 @@ def main() -> None:
         settings = type(settings)(**{**settings.__dict__, "num_samples": args.num_samples})
     objective = Expression(cfg.objective)
     x = np.asarray(cfg.x_train, dtype=float)
-    model = gp_model(x, objective(x), cfg.noise_variance, cfg.priors)
+    model = gp_model(x, objective(x), cfg.noise_variance, cfg.priors, RBF())  # the study's model
     processes = resolve_processes(settings.parallel_chains, settings.num_chains)
     results: dict = {
         "settings": settings.__dict__,

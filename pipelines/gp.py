@@ -13,7 +13,7 @@ from pml_ops.core.metrics_files import write_metrics
 from pml_ops.core.resources import resource_metrics
 from pml_ops.gp import diagnostics
 from pml_ops.gp import figures as plots
-from pml_ops.gp.from_params import gp_model, nuts_settings
+from pml_ops.gp.from_params import gp_model, kernel, nuts_settings
 from pml_ops.gp.predict import summarize_predictive
 from pml_ops.inference.nuts import sample_posterior
 from pml_ops.runtime.stage import run_stage
@@ -30,7 +30,7 @@ def gp_stage(params: Params) -> None:
     cfg = params.gp
     objective = Expression(cfg.objective)
     x = np.asarray(cfg.x_train, dtype=float)
-    model = gp_model(x, objective(x), cfg.noise_variance, cfg.priors)
+    model = gp_model(x, objective(x), cfg.noise_variance, cfg.priors, kernel(cfg.kernel, "gp.kernel"))
 
     posterior = sample_posterior(model, nuts_settings(cfg.nuts))
     idata = diagnostics.to_inference_data(posterior)
@@ -38,7 +38,7 @@ def gp_stage(params: Params) -> None:
     metrics = diagnostics.summarize(idata)
     metrics["sampling_wall_time_s"] = posterior.wall_time_s
     metrics["chain_processes"] = posterior.processes
-    metrics["ess_bulk_per_s"] = min(metrics[f"ess_bulk_{n}"] for n in ("variance", "lengthscale")) / (
+    metrics["ess_bulk_per_s"] = min(metrics[f"ess_bulk_{n}"] for n in model.parameter_names) / (
         posterior.wall_time_s
     )
 
@@ -46,8 +46,7 @@ def gp_stage(params: Params) -> None:
         model,
         np.linspace(x.min(), x.max(), cfg.predictive.num_points),
         cfg.predictive.x_star,
-        posterior.flat("variance"),
-        posterior.flat("lengthscale"),
+        {name: posterior.flat(name) for name in model.parameter_names},
         np.random.default_rng(cfg.predictive.seed),
         cfg.predictive.draws_per_sample,
     )
@@ -73,10 +72,10 @@ def gp_stage(params: Params) -> None:
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(figures), artifact_path="figures")
         mlflow.log_artifact(cfg.outputs.inference_data, artifact_path="posterior")
+    ess = ", ".join(f"{name} {metrics[f'ess_bulk_{name}']:.0f}" for name in model.parameter_names)
     print(
         f"gp: {metrics['num_draws']} draws in {posterior.wall_time_s:.1f}s "
-        f"({posterior.processes} processes); ESS bulk variance {metrics['ess_bulk_variance']:.0f}, "
-        f"lengthscale {metrics['ess_bulk_lengthscale']:.0f}; divergences {metrics['divergences']}"
+        f"({posterior.processes} processes); ESS bulk {ess}; divergences {metrics['divergences']}"
     )
 
 

@@ -17,6 +17,7 @@ from scipy.optimize import minimize_scalar
 
 from pml_ops.bayesopt.acquisition import expected_improvement, lower_confidence_bound
 from pml_ops.core.progress import progress
+from pml_ops.gp.kernels import RBF, Kernel
 from pml_ops.gp.model import GPModel, LogNormalPrior
 from pml_ops.gp.predict import Predictive, predict, sample_paths
 from pml_ops.inference.nuts import Adaptation, NUTSSettings, sample_posterior
@@ -44,6 +45,22 @@ class BOSettings:
     lengthscale_prior: LogNormalPrior
     nuts: NUTSSettings
     warm_start: WarmStart = WarmStart(enabled=False, warmup_steps=0)
+    kernel: Kernel = field(default_factory=RBF)
+    alpha_prior: LogNormalPrior | None = None
+    period_prior: LogNormalPrior | None = None
+
+    def model(self, x: np.ndarray, y: np.ndarray) -> GPModel:
+        """The GP fitted at an iteration: these settings' kernel, noise and priors on (x, y)."""
+        return GPModel(
+            x,
+            y,
+            self.noise,
+            self.variance_prior,
+            self.lengthscale_prior,
+            self.kernel,
+            self.alpha_prior,
+            self.period_prior,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,31 +110,33 @@ def _refine(utility_at: Callable[[float], float], grid: np.ndarray, best: int) -
 
 def propose(
     model: GPModel,
-    variance: np.ndarray,
-    lengthscale: np.ndarray,
+    draws: dict[str, np.ndarray],
     settings: BOSettings,
     rng: np.random.Generator,
 ) -> tuple[float, np.ndarray, Predictive]:
-    """Next x for the acquisition; also the grid utility and the mixture predictive on it."""
+    """Next x for the acquisition, given the posterior draws of each hyperparameter (flat);
+    also the grid utility and the mixture predictive on it."""
     grid = np.linspace(*settings.bounds, settings.grid_points)
-    v, ls = _thin(variance, settings.acquisition_samples), _thin(lengthscale, settings.acquisition_samples)
-    predictive = predict(model, grid, v, ls)
+    thinned = {name: _thin(values, settings.acquisition_samples) for name, values in draws.items()}
+    predictive = predict(model, grid, thinned)
     best_y = float(model.y.min())
     if settings.acquisition == "thompson":
-        draw = rng.integers(len(variance))
-        utility = -sample_paths(model, grid, float(variance[draw]), float(lengthscale[draw]), rng)
+        draw = rng.integers(len(next(iter(draws.values()))))
+        one = {name: float(values[draw]) for name, values in draws.items()}
+        utility = -sample_paths(model, grid, one, rng)
         return float(grid[np.argmax(utility)]), utility, predictive
     if settings.acquisition == "expected_improvement":
         utility = expected_improvement(predictive.mean, predictive.variance, best_y)
 
         def utility_at(x: float) -> float:
-            point = predict(model, np.array([x]), v, ls)
+            point = predict(model, np.array([x]), thinned)
             return float(expected_improvement(point.mean, point.variance, best_y)[0])
     else:
         utility = lower_confidence_bound(predictive, settings.lcb_kappa)
 
         def utility_at(x: float) -> float:
-            return float(lower_confidence_bound(predict(model, np.array([x]), v, ls), settings.lcb_kappa)[0])
+            point = predict(model, np.array([x]), thinned)
+            return float(lower_confidence_bound(point, settings.lcb_kappa)[0])
 
     return _refine(utility_at, grid, int(np.argmax(utility))), utility, predictive
 
@@ -136,9 +155,7 @@ def minimise(
     result = BOResult(x=x, y=np.asarray(objective(x), dtype=float), num_initial=len(x))
     previous: Adaptation | None = None
     for t in progress(range(1, settings.iterations + 1), desc="bayesopt", disable=not show_progress or None):
-        model = GPModel(
-            result.x, result.y, settings.noise, settings.variance_prior, settings.lengthscale_prior
-        )
+        model = settings.model(result.x, result.y)
         nuts = replace(settings.nuts, seed=settings.nuts.seed + 1000 * seed + t)
         if previous is not None:
             nuts = replace(nuts, warmup_steps=settings.warm_start.warmup_steps)
@@ -146,8 +163,8 @@ def minimise(
         if settings.warm_start.enabled:
             previous = posterior.adaptation
         result.divergences.append(int(posterior.diverging.sum()))
-        variance, lengthscale = posterior.flat("variance"), posterior.flat("lengthscale")
-        x_next, utility, predictive = propose(model, variance, lengthscale, settings, rng)
+        draws = {name: posterior.flat(name) for name in model.parameter_names}
+        x_next, utility, predictive = propose(model, draws, settings, rng)
         if t in snapshot_at:
             sd = np.sqrt(predictive.mixture_variance())
             mean = predictive.mixture_mean()

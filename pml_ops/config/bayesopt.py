@@ -1,5 +1,7 @@
-"""The `bayesopt` section: the interval, initial design, acquisition and NUTS settings of
-Bayesian optimisation; its objective is checked like the GP's (`pml_ops.config.gp`)."""
+"""The `bayesopt` section: the interval, initial design, kernel, acquisition and NUTS settings of
+Bayesian optimisation; its objective is checked like the GP's (`pml_ops.config.gp`), its kernel
+by the same grammar (`pml_ops.config.kernel_expression`; the priors it needs are the `gp`
+section's, checked across sections in `pml_ops.config.params`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pml_ops.config.base import NonEmptyStr, NonNegativeInt, PositiveFloat, PositiveInt, Section
 from pml_ops.config.gp import NUTSParams, check_objective, check_objective_finite
+from pml_ops.config.kernel_expression import check_kernel
 from pml_ops.core.expression import DENSE_GRID_POINTS
 
 
@@ -31,6 +34,7 @@ class BayesOptParams(Section):
     bounds: Annotated[list[float], Field(min_length=2, max_length=2)]
     x_init: Annotated[list[float], Field(min_length=2)]
     iterations: PositiveInt
+    kernel: NonEmptyStr = "rbf"  # as gp.kernel; the hyperparameters' priors are gp.priors
     acquisition: Literal["expected_improvement", "thompson", "lower_confidence_bound"]
     lcb_kappa: PositiveFloat
     grid_points: Annotated[int, Field(ge=11)]
@@ -42,6 +46,7 @@ class BayesOptParams(Section):
     outputs: BayesOptOutputs
 
     _objective = field_validator("objective")(check_objective)
+    _kernel = field_validator("kernel")(check_kernel)
 
     @model_validator(mode="after")
     def _check_interval(self) -> BayesOptParams:

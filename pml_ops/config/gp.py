@@ -1,6 +1,9 @@
-"""The `gp` section: the objective, its priors, the NUTS sampler and the predictive grid.
+"""The `gp` section: the objective, the kernel and its priors, the NUTS sampler and the
+predictive grid.
 
-The objective expressions of `gp` and `bayesopt` are checked here (`check_objective`,
+The kernel expressions of `gp` and `bayesopt` are parsed with `pml_ops.config.kernel_expression`;
+`check_kernel_priors` checks that `gp.priors` holds a prior for each kind of hyperparameter the
+kernel has. The objective expressions of `gp` and `bayesopt` are checked here (`check_objective`,
 `check_objective_finite`) with `pml_ops.core.expression`: one that does not parse, or is not
 finite at a point the stage evaluates, stops the run before any work."""
 
@@ -12,6 +15,7 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pml_ops.config.base import NonEmptyStr, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Section
+from pml_ops.config.kernel_expression import check_kernel, hyperparameter_kinds, parse_kernel_expression
 from pml_ops.core.errors import PmlOpsError
 from pml_ops.core.expression import Expression, check_finite
 
@@ -24,8 +28,23 @@ class LogNormalParams(Section):
 
 
 class GPPriorParams(Section):
+    """One prior per kind of hyperparameter, shared by every kernel of that kind in a sum or
+    product; `alpha` (rational quadratic) and `period` (periodic) only where the kernel has one."""
+
     variance: LogNormalParams
     lengthscale: LogNormalParams
+    alpha: LogNormalParams | None = None
+    period: LogNormalParams | None = None
+
+
+def check_kernel_priors(kernel: str, priors: GPPriorParams, key: str) -> None:
+    """Every kind of hyperparameter of the kernel at `key` has its prior in `gp.priors`."""
+    for kind in hyperparameter_kinds(parse_kernel_expression(kernel, key)):
+        if getattr(priors, kind) is None:
+            raise ValueError(
+                f"gp.priors.{kind}: missing; {key} {kernel!r} has a {kind} hyperparameter "
+                f"(give it a LogNormal {{loc, scale}})"
+            )
 
 
 class NUTSParams(Section):
@@ -81,12 +100,20 @@ class GPParams(Section):
     objective: NonEmptyStr
     x_train: Annotated[list[float], Field(min_length=2)]
     noise_variance: PositiveFloat
+    # rbf, matern12, matern32, matern52, rational_quadratic, periodic, combined with + and *
+    kernel: NonEmptyStr = "rbf"
     priors: GPPriorParams
     nuts: NUTSParams
     predictive: GPPredictiveParams
     outputs: GPOutputs
 
     _objective = field_validator("objective")(check_objective)
+    _kernel = field_validator("kernel")(check_kernel)
+
+    @model_validator(mode="after")
+    def _check_kernel_priors(self) -> GPParams:
+        check_kernel_priors(self.kernel, self.priors, "gp.kernel")
+        return self
 
     @model_validator(mode="after")
     def _check_objective_values(self) -> GPParams:

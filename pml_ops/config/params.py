@@ -19,7 +19,7 @@ from pml_ops.config.density import (
     VaeParams,
     override_architecture,
 )
-from pml_ops.config.gp import GPParams
+from pml_ops.config.gp import GPParams, check_kernel_priors
 from pml_ops.config.report import ReportParams
 from pml_ops.config.tracking import TrackingParams
 from pml_ops.config.tuning import TuningParams
@@ -88,6 +88,12 @@ class Params(Section):
                     )
                 family: VaeParams | CvaeParams = getattr(self, entry.family)
                 override_architecture(family.architecture, entry.architecture, f"models.{name}.architecture")
+        return self
+
+    @model_validator(mode="after")
+    def _check_bayesopt_kernel_priors(self) -> Params:
+        """The BO loop's GP takes its priors from `gp.priors`."""
+        check_kernel_priors(self.bayesopt.kernel, self.gp.priors, "bayesopt.kernel")
         return self
 
     @model_validator(mode="after")

@@ -11,7 +11,6 @@ import os
 import numpy as np
 
 from pml_ops.core.io import atomic_path
-from pml_ops.gp.model import HYPERPARAMETERS
 from pml_ops.inference.nuts import Posterior
 
 # ArviZ (~1.6 s at import) is imported where it is used: the NUTS chain workers that the gp stage
@@ -19,10 +18,12 @@ from pml_ops.inference.nuts import Posterior
 
 
 def to_inference_data(posterior: Posterior):
+    """One ArviZ variable per hyperparameter, named as the kernel names it (`variance`,
+    `lengthscale` for a lone kernel; `rbf.variance`, ... in a sum or product)."""
     import arviz as az  # deferred: see the note at the imports
 
     return az.from_dict(
-        posterior={name: posterior.samples[name] for name in HYPERPARAMETERS},
+        posterior=dict(posterior.samples),
         sample_stats={"diverging": posterior.diverging},
     )
 
@@ -33,14 +34,15 @@ def save_inference_data(idata, path: str | os.PathLike[str]) -> None:
 
 
 def summarize(idata) -> dict[str, float]:
-    """Flat metrics: ess_bulk/ess_tail/r_hat per hyperparameter, divergences, draws."""
+    """Flat metrics: ess_bulk/ess_tail/r_hat/posterior_mean per hyperparameter (`ess_bulk_<name>`),
+    divergences, draws."""
     import arviz as az  # deferred: see the note at the imports
 
     bulk = az.ess(idata, method="bulk")
     tail = az.ess(idata, method="tail")
     rhat = az.rhat(idata)
     metrics: dict[str, float] = {}
-    for name in HYPERPARAMETERS:
+    for name in map(str, idata.posterior.data_vars):
         metrics[f"ess_bulk_{name}"] = float(bulk[name])
         metrics[f"ess_tail_{name}"] = float(tail[name])
         metrics[f"r_hat_{name}"] = float(rhat[name])

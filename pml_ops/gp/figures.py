@@ -8,7 +8,13 @@ from collections.abc import Callable
 import numpy as np
 
 from pml_ops.core.plotting import pyplot, save_figure
-from pml_ops.gp.model import HYPERPARAMETERS, GPModel
+from pml_ops.gp.model import GPModel
+
+
+def _names(idata) -> list[str]:
+    """The hyperparameters of the posterior, in the kernel's order."""
+    return [str(name) for name in idata.posterior.data_vars]
+
 
 # ArviZ (~1.6 s at import) is imported where it is used: the NUTS chain workers that the gp stage
 # spawns on macOS and Windows re-import this module with the stage script and never need it.
@@ -18,7 +24,7 @@ def plot_densities(idata, path: str | os.PathLike[str]) -> None:
     import arviz as az  # deferred: see the note at the imports
 
     pyplot()
-    axes = az.plot_posterior(idata, var_names=list(HYPERPARAMETERS), hdi_prob=0.95)
+    axes = az.plot_posterior(idata, var_names=_names(idata), hdi_prob=0.95)
     save_figure(np.ravel(axes)[0].figure, path)
 
 
@@ -26,25 +32,31 @@ def plot_trace(idata, path: str | os.PathLike[str]) -> None:
     import arviz as az  # deferred: see the note at the imports
 
     pyplot()
-    axes = az.plot_trace(idata, var_names=list(HYPERPARAMETERS), compact=False)
+    axes = az.plot_trace(idata, var_names=_names(idata), compact=False)
     save_figure(np.ravel(axes)[0].figure, path)
 
 
 def plot_scatter(samples: dict[str, np.ndarray], path: str | os.PathLike[str]) -> None:
+    """Log-log scatter of each pair of hyperparameters by chain: one panel for two (variance
+    against lengthscale), the lower triangle of a grid for more."""
     plt = pyplot()
-    figure, ax = plt.subplots(figsize=(5, 4.5))
-    for chain in range(samples["variance"].shape[0]):
-        ax.scatter(
-            samples["variance"][chain], samples["lengthscale"][chain], s=4, alpha=0.4, label=f"chain {chain}"
-        )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="variance",
-        ylabel="lengthscale",
-        title="posterior samples (log-log)",
-    )
-    ax.legend(markerscale=3)
+    names = list(samples)
+    size = len(names) - 1
+    figure, axes = plt.subplots(size, size, figsize=(5 * size, 4.5 * size), squeeze=False)
+    for row in range(size):
+        for column in range(size):
+            ax = axes[row, column]
+            if column > row:
+                ax.axis("off")
+                continue
+            x_name, y_name = names[column], names[row + 1]
+            for chain in range(samples[x_name].shape[0]):
+                ax.scatter(
+                    samples[x_name][chain], samples[y_name][chain], s=4, alpha=0.4, label=f"chain {chain}"
+                )
+            ax.set(xscale="log", yscale="log", xlabel=x_name, ylabel=y_name)
+    axes[0, 0].set(title="posterior samples (log-log)")
+    axes[0, 0].legend(markerscale=3)
     save_figure(figure, path)
 
 

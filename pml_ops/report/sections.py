@@ -15,11 +15,10 @@ from pml_ops.core.errors import ReportError
 from pml_ops.data.mnist import dataset
 from pml_ops.density import families
 from pml_ops.density.seed_spread import METRICS, comparisons
+from pml_ops.gp.kernels import parse_kernel
 from pml_ops.report.density_table import table1
 from pml_ops.report.environment import collect_environment
 from pml_ops.report.spec import Cell, Figure, Report, Section, Table
-
-HYPERPARAMETERS = ("variance", "lengthscale")
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -149,6 +148,8 @@ def seed_variation_tables(path: Path, order: list[str] | None = None) -> list[Ta
 def gp_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
     cfg = params.gp
     metrics = read_json(root / cfg.outputs.metrics)
+    # one row per hyperparameter of the kernel: `variance`, `lengthscale` for the study's RBF
+    hyperparameters = parse_kernel(cfg.kernel, "gp.kernel").parameter_names
     rows: list[dict[str, Cell]] = [
         {
             "hyperparameter": name,
@@ -157,7 +158,7 @@ def gp_section(params: Params, root: Path) -> tuple[Section, dict[str, float]]:
             "ESS tail": metrics[f"ess_tail_{name}"],
             "r_hat": metrics[f"r_hat_{name}"],
         }
-        for name in HYPERPARAMETERS
+        for name in hyperparameters
     ]
     nuts = cfg.nuts
     text = (

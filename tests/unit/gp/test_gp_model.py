@@ -33,7 +33,9 @@ def test_predictive_equals_closed_form(model, variance, lengthscale):
     cross = numpy_kernel(model.x, x_new, variance, lengthscale)
     mean = cross.T @ np.linalg.solve(cov, model.y)
     var = variance - np.einsum("ij,ij->j", cross, np.linalg.solve(cov, cross))
-    got = predict(model, x_new, np.array([variance, 1.0]), np.array([lengthscale, 0.5]))
+    got = predict(
+        model, x_new, {"variance": np.array([variance, 1.0]), "lengthscale": np.array([lengthscale, 0.5])}
+    )
     np.testing.assert_allclose(got.mean[0], mean, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(got.variance[0], np.maximum(var, 0), rtol=1e-6, atol=1e-8)
 
@@ -45,13 +47,17 @@ def test_predictive_agrees_with_pyro_gpregression(model):
     x_new = np.linspace(-1, 1, 11)
     with torch.no_grad():
         mean, var = regression(torch.tensor(x_new), full_cov=False)
-    got = predict(model, x_new, np.array([1.3]), np.array([0.25]))
+    got = predict(model, x_new, {"variance": np.array([1.3]), "lengthscale": np.array([0.25])})
     np.testing.assert_allclose(got.mean[0], mean.numpy(), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(got.variance[0], var.numpy(), rtol=1e-6, atol=1e-9)
 
 
 def test_mixture_moments_follow_total_variance(model):
-    got = predict(model, np.array([0.25, -0.25]), np.array([1.0, 3.0]), np.array([0.2, 0.4]))
+    got = predict(
+        model,
+        np.array([0.25, -0.25]),
+        {"variance": np.array([1.0, 3.0]), "lengthscale": np.array([0.2, 0.4])},
+    )
     np.testing.assert_allclose(got.mixture_mean(), got.mean.mean(0))
     np.testing.assert_allclose(got.mixture_variance(), got.variance.mean(0) + got.mean.var(0))
 
@@ -59,9 +65,11 @@ def test_mixture_moments_follow_total_variance(model):
 def test_thompson_path_interpolates_data_and_has_posterior_spread(model):
     grid = np.concatenate([model.x, np.linspace(-1, 1, 301)])
     rng = np.random.default_rng(0)
-    paths = np.stack([sample_paths(model, grid, 1.5, 0.2, rng) for _ in range(200)])
+    paths = np.stack(
+        [sample_paths(model, grid, {"variance": 1.5, "lengthscale": 0.2}, rng) for _ in range(200)]
+    )
     np.testing.assert_allclose(paths[:, :5].mean(0), model.y, atol=0.05)
-    exact = predict(model, grid[5:], np.array([1.5]), np.array([0.2]))
+    exact = predict(model, grid[5:], {"variance": np.array([1.5]), "lengthscale": np.array([0.2])})
     np.testing.assert_allclose(paths[:, 5:].mean(0), exact.mean[0], atol=0.35)
     np.testing.assert_allclose(paths[:, 5:].std(0), np.sqrt(exact.variance[0]), atol=0.25)
 
@@ -113,14 +121,14 @@ def test_predictive_summary_band_is_the_gaussian_interval_at_one_hyperparameter_
     from pml_ops.gp.predict import summarize_predictive
 
     grid = np.linspace(-1, 1, 9)
-    variance, lengthscale = np.array([1.5]), np.array([0.3])
-    summary = summarize_predictive(model, grid, -0.25, variance, lengthscale, np.random.default_rng(0), 40000)
-    exact = predict(model, grid, variance, lengthscale)
+    hyperparameters = {"variance": np.array([1.5]), "lengthscale": np.array([0.3])}
+    summary = summarize_predictive(model, grid, -0.25, hyperparameters, np.random.default_rng(0), 40000)
+    exact = predict(model, grid, hyperparameters)
     sd = np.sqrt(exact.mixture_variance())
     np.testing.assert_allclose(summary.mean, exact.mixture_mean(), atol=1e-10)
     np.testing.assert_allclose(summary.band[0], exact.mixture_mean() - 1.96 * sd, atol=0.05 * sd.max() + 1e-3)
     np.testing.assert_allclose(summary.band[1], exact.mixture_mean() + 1.96 * sd, atol=0.05 * sd.max() + 1e-3)
-    star = predict(model, np.array([-0.25]), variance, lengthscale)
+    star = predict(model, np.array([-0.25]), hyperparameters)
     metrics = summary.metrics(exact.mixture_mean(), 0.0)
     assert metrics["predictive_mean_at_x_star"] == pytest.approx(star.mixture_mean()[0], abs=0.02)
     assert metrics["predictive_sd_at_x_star"] == pytest.approx(np.sqrt(star.mixture_variance()[0]), rel=0.02)
