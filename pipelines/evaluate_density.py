@@ -21,7 +21,7 @@ from pml_ops.density.model_stage import numeric, run_model_stage
 from pml_ops.density.pyfunc import recorded_or_logged
 from pml_ops.density.units import dequantise
 from pml_ops.tracking.datasets import log_images
-from pml_ops.tracking.model_registry import register, version_tags
+from pml_ops.tracking.model_registry import comparability, register, version_tags
 from pml_ops.tracking.params import flatten
 from pml_ops.tracking.run_group import stage_run
 
@@ -49,18 +49,20 @@ def evaluate(params: Params, name: str) -> None:
         mlflow.log_metrics(numeric(metrics), model_id=model_id, dataset=test_set)
         mlflow.set_tags({key: str(value) for key, value in split_metrics(metrics)[1].items()})
         settings = {"hyperparameters": model.hyperparameters(), "density": params.density.model_dump()}
-        provenance = version_tags(params.data.path, settings, run.info.run_id)
-        registration = register(f"models:/{model_id}", name, metrics["test_score"], provenance)
+        provenance = version_tags(settings, run.info.run_id)
+        key = comparability(params.data.dataset, params.data.path, metrics, params.tracking.profile)
+        registration = register(f"models:/{model_id}", name, metrics["test_score"], provenance, key)
         mlflow.set_tags(
             {
                 "registered_model": registration.name,
                 "registered_version": registration.version,
-                "registry_alias": registration.alias,
+                "registry_alias": registration.alias or "none",
+                "comparability_key": key.digest(),
             }
         )
     write_split(paths.evaluate_metrics, paths.evaluate_info, metrics)
     print(f"evaluate {name}: {metrics['objective']} {metrics['test_score']:.2f} nats/image")
-    print(f"evaluate {name}: {registration.name} version {registration.version} is the {registration.alias}")
+    print(f"evaluate {name}: {registration.summary()}")
 
 
 if __name__ == "__main__":

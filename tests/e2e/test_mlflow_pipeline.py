@@ -1,7 +1,8 @@
 """The session pipeline's MLflow store as its users meet it, read through MLflow's own client, its
 REST API (an `mlflow server` on a copy of the store) and its UI in headless Chromium: registered
-models whose champions reproduce the logged test scores in a fresh process, data sets, flat
-params, system metrics, provenance tags."""
+models whose versions reproduce the logged test scores in a fresh process, data sets, flat
+params, system metrics, provenance tags. The session pipeline runs at the smoke profile, so its
+versions take the alias `smoke` and never `champion`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -55,7 +57,7 @@ with np.load(f"{store}/data/mnist.npz") as data:
     images = data["x_test"][:n].reshape(n, -1).astype(np.float32) / 255.0
 out = {}
 for name in models:
-    frame = mlflow.pyfunc.load_model(f"models:/pml-ops-{name}@champion").predict(images)
+    frame = mlflow.pyfunc.load_model(f"models:/pml-ops-{name}@smoke").predict(images)
     # the mean as the evaluate stage takes it (units.mean_and_se): float64 over the per-image scores
     scores = frame["log_density"].to_numpy().astype(np.float64)
     out[name] = {"score": float(scores.mean()), "columns": list(frame.columns),
@@ -64,7 +66,7 @@ print(json.dumps(out))
 """
 
 
-def test_champions_load_by_name_in_a_fresh_process_and_reproduce_the_test_scores(store):
+def test_smoke_versions_load_by_name_in_a_fresh_process_and_reproduce_the_test_scores(store):
     clone, client = store
     models = _models(clone)
     n = yaml.safe_load((clone / "params.yaml").read_text())["density"]["subset"]["test"]
@@ -84,21 +86,27 @@ def test_champions_load_by_name_in_a_fresh_process_and_reproduce_the_test_scores
         assert loaded[name]["pixels"] == 784 and loaded[name]["latent"] == (10 if name == "gmm" else 2)
 
 
-def test_each_model_is_registered_with_provenance_and_is_champion(store):
+def test_each_model_is_registered_with_provenance_and_its_key_and_never_champion(store):
     clone, client = store
     _, runs = _runs(client)
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
     data_md5 = next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/mnist.npz")
+    n_test = yaml.safe_load((clone / "params.yaml").read_text())["density"]["subset"]["test"]
     registered = {m.name for m in client.search_registered_models()}
     assert registered == {f"pml-ops-{name}" for name in _models(clone)}
     for name in _models(clone):
-        version = client.get_model_version_by_alias(f"pml-ops-{name}", "champion")
+        version = client.get_model_version_by_alias(f"pml-ops-{name}", "smoke")
+        assert "champion" not in client.get_registered_model(f"pml-ops-{name}").aliases
         evaluate = runs[f"evaluate {name}"]
         assert float(version.tags["test_score"]) == evaluate.data.metrics["test_score"]
-        assert version.tags["data_md5"] == data_md5
+        assert version.tags["data_md5"] == data_md5 and version.tags["dataset"] == "mnist"
+        assert version.tags["test_images"] == str(n_test) and version.tags["profile"] == "smoke"
+        assert version.tags["objective"] == evaluate.data.tags["objective"]
+        assert version.tags["comparability_key"] == evaluate.data.tags["comparability_key"]
+        assert "smoke profile" in version.tags["not_compared"]
         assert version.tags["git_commit"] == evaluate.data.tags["git_commit"]
         assert len(version.tags["params_digest"]) == 16
-        assert evaluate.data.tags["registry_alias"] == "champion"
+        assert evaluate.data.tags["registry_alias"] == "smoke"
         logged = client.get_logged_model(version.source.removeprefix("models:/"))
         assert logged.source_run_id == runs[f"train {name}"].info.run_id  # the model training logged
         assert logged.metrics and {m.key for m in logged.metrics} >= {"test_score", "wall_time_s"}
@@ -173,23 +181,27 @@ def _get(url: str, path: str, **query: str) -> dict:
 
 
 def test_rest_api_serves_the_registry_and_a_worse_version_becomes_challenger(server, store, monkeypatch):
-    from pml_ops.tracking.model_registry import register
+    from pml_ops.tracking.model_registry import Comparability, register
 
     clone, _ = store
     found = _get(server, "/api/2.0/mlflow/registered-models/search")["registered_models"]
     assert {m["name"] for m in found} == {f"pml-ops-{name}" for name in _models(clone)}
-    champion = _get(server, "/api/2.0/mlflow/registered-models/alias", name="pml-ops-vae", alias="champion")
-    version = champion["model_version"]
-    score = float(next(t["value"] for t in version["tags"] if t["key"] == "test_score"))
+    smoke = _get(server, "/api/2.0/mlflow/registered-models/alias", name="pml-ops-vae", alias="smoke")
+    version = smoke["model_version"]
+    tags = {t["key"]: t["value"] for t in version["tags"]}
+    score, key = float(tags["test_score"]), Comparability.from_tags(tags)
+    assert key is not None and key.profile == "smoke"
+    study = replace(key, profile="study")  # the same model as if registered by a study run
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     mlflow.set_tracking_uri(server)
     try:
-        worse = register(version["source"], "vae", score - 1.0, {"git_commit": "test"})
-        better = register(version["source"], "vae", score + 1.0, {"git_commit": "test"})
+        first = register(version["source"], "vae", score, {"git_commit": "test"}, study)
+        worse = register(version["source"], "vae", score - 1.0, {"git_commit": "test"}, study)
+        better = register(version["source"], "vae", score + 1.0, {"git_commit": "test"}, study)
     finally:
         mlflow.set_tracking_uri(None)
-    assert worse.alias == "challenger" and better.alias == "champion"
+    assert first.alias == "champion" and worse.alias == "challenger" and better.alias == "champion"
     alias = lambda a: _get(server, "/api/2.0/mlflow/registered-models/alias", name="pml-ops-vae", alias=a)  # noqa: E731
     assert alias("champion")["model_version"]["version"] == better.version
     assert alias("challenger")["model_version"]["version"] == worse.version

@@ -21,6 +21,8 @@ def test_smoke_profile_applies_to_the_committed_params(raw_params):
     smoke = parse_params(apply_profile(raw_params, profile))
     assert smoke.vae.training.epochs == 1 and smoke.density.subset.train == 300
     assert smoke.bayesopt.plot_iterations == [1, 2]
+    # the run knows it is a smoke run: its registered models never take `champion`
+    assert smoke.tracking.profile == "smoke" and parse_params(raw_params).tracking.profile == "study"
     assert parse_params(raw_params).vae.training.epochs == 25  # the input is not modified
 
 
@@ -31,6 +33,8 @@ def test_unknown_or_invalid_profile_keys_are_named(raw_params):
         apply_profile(raw_params, {"gp.nuts.warmup": 1})
     with pytest.raises(ConfigError, match=r"'gp\.nuts\.num_samples'"):  # validated like params.yaml
         apply_profile(raw_params, {"gp.nuts.num_samples": 0})
+    with pytest.raises(ConfigError, match=r"'tracking\.profile'"):  # study or smoke
+        apply_profile(raw_params, {"tracking.profile": "quick"})
 
 
 def test_set_args_and_apply_command(tmp_path, raw_params, capsys):

@@ -8,11 +8,12 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from pml_ops.config import TrackingParams
-from pml_ops.tracking.model_registry import register
+from pml_ops.tracking.model_registry import Comparability, register
 from pml_ops.tracking.provenance import dvc_experiment
 from pml_ops.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, tracking_uri
 
 PARAMS = TrackingParams(uri="sqlite:///mlflow.db", experiment="unit", artifact_root="mlartifacts")
+KEY = Comparability("mnist", "0" * 32, 10000, "exact log-likelihood", "Gaussian", "study")
 
 
 def test_store_is_the_project_root_under_dvc_exp(tmp_path: Path, monkeypatch):
@@ -42,13 +43,13 @@ def test_experiment_opens_on_training_runs(tmp_path: Path, monkeypatch):
 def test_champion_moves_only_for_a_better_test_score(logged_ppca):
     _, _, model_id, _ = logged_ppca
     client = MlflowClient()
-    first = register(f"models:/{model_id}", "ppca", -100.0, {"git_commit": "a"})
+    first = register(f"models:/{model_id}", "ppca", -100.0, {"git_commit": "a"}, KEY)
     assert (first.name, first.alias, first.previous_champion) == ("pml-ops-ppca", "champion", None)
-    worse = register(f"models:/{model_id}", "ppca", -101.0, {"git_commit": "b"})
+    worse = register(f"models:/{model_id}", "ppca", -101.0, {"git_commit": "b"}, KEY)
     assert (worse.alias, worse.previous_champion) == ("challenger", first.version)
     assert client.get_model_version_by_alias("pml-ops-ppca", "champion").version == first.version
     assert client.get_model_version_by_alias("pml-ops-ppca", "challenger").version == worse.version
-    better = register(f"models:/{model_id}", "ppca", -99.5, {"git_commit": "c"})
+    better = register(f"models:/{model_id}", "ppca", -99.5, {"git_commit": "c"}, KEY)
     assert better.alias == "champion"
     champion = client.get_model_version_by_alias("pml-ops-ppca", "champion")
     assert champion.version == better.version
