@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from pml_ops.bayesopt import figures as plots
-from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
+from pml_ops.bayesopt.settings import bo_settings
 from pml_ops.config import Params
 from pml_ops.core.expression import Expression, grid_minimum
 from pml_ops.core.io import write_json

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
+from pml_ops.bayesopt.settings import bo_settings
 from pml_ops.config import load_params
 from pml_ops.core.expression import Expression, grid_minimum
 from pml_ops.tracking.params import flatten

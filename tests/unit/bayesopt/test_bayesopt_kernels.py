@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pml_ops.bayesopt.from_params import bo_settings
 from pml_ops.bayesopt.loop import minimise
+from pml_ops.bayesopt.settings import bo_settings
 from pml_ops.config import parse_params
 from pml_ops.core.errors import ConfigError
 from pml_ops.core.expression import Expression
