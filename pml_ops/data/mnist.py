@@ -193,7 +193,10 @@ def load_mnist(path: str | os.PathLike[str], name: str | None = None) -> Mnist:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in FILES}
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
-        raise DataError(f"{file}: unreadable dataset artifact ({error})") from None
+        raise DataError(
+            f"{file}: unreadable dataset artifact ({error}); rebuild it with `dvc repro -f prepare`"
+            " (or restore the cached copy with `dvc checkout`)"
+        ) from None
     if name is not None:
         with np.load(file, allow_pickle=False) as npz:
             saved = str(npz["dataset"]) if "dataset" in npz.files else "mnist"

@@ -29,6 +29,16 @@ def rerun_hint(name: str) -> str:
     return f"rerun `dvc repro train@{name}`"
 
 
+def unreadable_torch_file(error: BaseException, what: str) -> str:
+    """Why torch refused a file, in one line. A file that holds pickled objects besides tensors
+    may be unsafe: torch's own text suggests loading it with `weights_only=False`, which would run
+    them, so it is never repeated."""
+    if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error):
+        return f"{what} holds pickled objects besides tensors and may be unsafe; it was not loaded"
+    first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return f"{what} is corrupt or truncated ({first_line.strip()})"
+
+
 def header(family: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -83,7 +93,7 @@ def load_torch(
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
         raise DataError(
-            f"{path}: model {name!r} is corrupt or truncated ({error}); {rerun_hint(name)}"
+            f"{path}: {unreadable_torch_file(error, f'model {name!r}')}; {rerun_hint(name)}"
         ) from None
     head = check_header(path, name, loaded, family, hyperparameters)
     return head, loaded["state_dict"]

@@ -21,6 +21,7 @@ from pml_ops.config import TrainingParams
 from pml_ops.core.errors import CheckpointError, NonFiniteLossError
 from pml_ops.core.io import atomic_path
 from pml_ops.core.progress import progress
+from pml_ops.density.artifact import unreadable_torch_file
 from pml_ops.density.autoencoder import VAE
 from pml_ops.density.interface import EpochStats
 from pml_ops.density.units import dequantise_unit_images
@@ -65,7 +66,8 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"{path}: unreadable checkpoint ({error}); delete it to start over") from None
+        why = unreadable_torch_file(error, "the checkpoint")
+        raise CheckpointError(f"{path}: {why}; delete it to start over") from None
     if state.get("fingerprint") != fingerprint:
         print(f"training: {path} belongs to another configuration; starting from scratch")
         return None
