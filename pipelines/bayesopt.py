@@ -17,7 +17,7 @@ from pml_ops.core.metrics_files import write_metrics
 from pml_ops.core.resources import resource_metrics
 from pml_ops.runtime.stage import run_stage
 from pml_ops.tracking.params import flatten
-from pml_ops.tracking.run_group import stage_run
+from pml_ops.tracking.run_group import tracked_stage
 
 
 def bayesopt_stage(params: Params) -> None:
@@ -59,7 +59,7 @@ def bayesopt_stage(params: Params) -> None:
     }
     write_metrics(cfg.outputs.metrics, metrics)
 
-    with stage_run(params, "bayesopt", {"stage": "bayesopt", "acquisition": cfg.acquisition}):
+    with tracked_stage(params, "bayesopt", {"stage": "bayesopt", "acquisition": cfg.acquisition}):
         mlflow.log_params(flatten("bayesopt", cfg.model_dump()))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for step, value in enumerate(best):

@@ -23,7 +23,7 @@ from pml_ops.density.units import dequantise
 from pml_ops.tracking.datasets import log_images
 from pml_ops.tracking.model_registry import comparability, register, version_tags
 from pml_ops.tracking.params import flatten
-from pml_ops.tracking.run_group import stage_run
+from pml_ops.tracking.run_group import tracked_stage
 
 
 def evaluate(params: Params, name: str) -> None:
@@ -33,7 +33,7 @@ def evaluate(params: Params, name: str) -> None:
     x_train, x_test = to_unit_float(split.x_train), to_unit_float(split.x_test)
     seed = params.density.seed
     tags = {"stage": f"evaluate_{name}", "model": name}
-    with stage_run(params, f"evaluate {name}", tags) as run:
+    with tracked_stage(params, f"evaluate {name}", tags) as run:
         mlflow.log_params(flatten("evaluate", params.evaluate.model_dump()))
         test_set = log_images(split.x_test, "test", params.data.path, "test")
         x_dequantised = dequantise(split.x_test, params.evaluate.dequantisation_seed)

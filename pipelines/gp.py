@@ -18,7 +18,7 @@ from pml_ops.gp.predict import summarize_predictive
 from pml_ops.inference.nuts import sample_posterior
 from pml_ops.runtime.stage import run_stage
 from pml_ops.tracking.params import flatten
-from pml_ops.tracking.run_group import stage_run
+from pml_ops.tracking.run_group import tracked_stage
 
 
 def gp_stage(params: Params) -> None:
@@ -67,7 +67,7 @@ def gp_stage(params: Params) -> None:
     metrics.update(resource_metrics(began))
     write_metrics(cfg.outputs.metrics, metrics)
 
-    with stage_run(params, "gp", {"stage": "gp"}):
+    with tracked_stage(params, "gp", {"stage": "gp"}):
         mlflow.log_params(flatten("gp", cfg.model_dump()))
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(figures), artifact_path="figures")

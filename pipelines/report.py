@@ -11,7 +11,7 @@ from pml_ops.core.resources import resource_metrics
 from pml_ops.report import write_report
 from pml_ops.report.sections import build_study_report
 from pml_ops.runtime.stage import run_stage
-from pml_ops.tracking.run_group import stage_run
+from pml_ops.tracking.run_group import tracked_stage
 
 
 def report(params: Params) -> None:
@@ -22,7 +22,7 @@ def report(params: Params) -> None:
     spec = build_study_report(params, root)
     html, markdown = Path(params.report.html), Path(params.report.markdown)
     write_report(spec, html, markdown, base_dir=root)
-    with stage_run(params, "report", {"stage": "report"}):
+    with tracked_stage(params, "report", {"stage": "report"}):
         mlflow.log_artifact(str(html), artifact_path="report")
         mlflow.log_artifact(str(markdown), artifact_path="report")
         mlflow.log_metrics(

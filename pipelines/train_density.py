@@ -21,7 +21,7 @@ from pml_ops.density.model_stage import numeric, run_model_stage
 from pml_ops.density.pyfunc import log_and_record
 from pml_ops.tracking.datasets import log_images
 from pml_ops.tracking.params import flatten
-from pml_ops.tracking.run_group import stage_run
+from pml_ops.tracking.run_group import tracked_stage
 
 
 def train(params: Params, name: str) -> None:
@@ -29,7 +29,7 @@ def train(params: Params, name: str) -> None:
     split = density_split(params)
     model, paths = families.create(params, name), families.paths(params, name)
     tags = {"stage": f"train_{name}", "model": name}
-    with stage_run(params, f"train {name}", tags, system_metrics=True):
+    with tracked_stage(params, f"train {name}", tags, system_metrics=True):
         hyper = flatten(name, model.hyperparameters())
         mlflow.log_params({**hyper, "seed": params.density.seed, "train_images": len(split.x_train)})
         log_images(split.x_train, "train", params.data.path, "training")

@@ -46,7 +46,7 @@ def group_key(project_dir: Path | None = None, params_file: str = DEFAULT_PARAMS
 
 
 @contextlib.contextmanager
-def stage_run(
+def tracked_stage(
     params: Params, run_name: str, tags: dict[str, str], system_metrics: bool = False
 ) -> Iterator[Any]:
     """An active MLflow run for one stage with provenance tags (pipeline key, git commit, DVC md5

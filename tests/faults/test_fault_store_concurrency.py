@@ -27,7 +27,7 @@ def _open_stores_and_start_a_stage_run(params_file: str, index: int, barrier) ->
     import mlflow
 
     from pml_ops.config import load_params
-    from pml_ops.tracking.run_group import stage_run
+    from pml_ops.tracking.run_group import tracked_stage
     from pml_ops.tuning.storage import open_storage, resolve_storage
 
     os.environ["PML_OPS_RUN_GROUP"] = "concurrent"
@@ -35,7 +35,7 @@ def _open_stores_and_start_a_stage_run(params_file: str, index: int, barrier) ->
     barrier.wait()
     storage = open_storage(resolve_storage(params.tuning.storage))
     optuna.create_study(study_name="concurrent", storage=storage, load_if_exists=True)
-    with stage_run(params, f"stage {index}", {"stage": f"stage_{index}"}):
+    with tracked_stage(params, f"stage {index}", {"stage": f"stage_{index}"}):
         mlflow.log_metric("index", index)
 
 

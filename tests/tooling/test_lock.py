@@ -131,7 +131,7 @@ def test_lock_differences_name_missing_other_versions_and_other_builds():
 def test_stage_runs_are_tagged_with_the_lock_digest(tmp_path: Path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from pml_ops.tracking.run_group import stage_run
+    from pml_ops.tracking.run_group import tracked_stage
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
@@ -139,7 +139,7 @@ def test_stage_runs_are_tagged_with_the_lock_digest(tmp_path: Path, monkeypatch)
     (tmp_path / "requirements").mkdir()
     (tmp_path / RUNTIME_LOCK).write_text("torch==2.13.0+cpu\n")
     params = load_params(REPO_ROOT / "params.yaml")
-    with stage_run(params, "unit", {"pml_ops.runtime.stage": "unit"}) as run:
+    with tracked_stage(params, "unit", {"pml_ops.runtime.stage": "unit"}) as run:
         run_id = run.info.run_id
     tags = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).data.tags
     assert tags[LOCK_DIGEST_TAG] == hashlib.sha256(b"torch==2.13.0+cpu\n").hexdigest()

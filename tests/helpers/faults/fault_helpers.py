@@ -87,10 +87,10 @@ def sleeping_stage(params_file: str, output: str, seconds: str) -> None:
     writes OUTPUT."""
     from pml_ops.config import Params
     from pml_ops.runtime.stage import run_stage
-    from pml_ops.tracking.run_group import stage_run
+    from pml_ops.tracking.run_group import tracked_stage
 
     def stage(params: Params) -> None:
-        with stage_run(params, "sleeper", {"stage": "sleeper"}) as run:
+        with tracked_stage(params, "sleeper", {"stage": "sleeper"}) as run:
             checkpoint = Path(params.density.checkpoint_dir) / "sleeper.pt"
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             checkpoint.write_text("epoch 1")

@@ -144,7 +144,8 @@ def test_load_reports_missing_and_unreadable_artifacts(tmp_path: Path):
     with pytest.raises(DataError, match="dataset not found; run `dvc repro prepare` first"):
         load_mnist(tmp_path / "absent.npz")
     (tmp_path / "bad.npz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match=r"unreadable dataset artifact \(.*\); rebuild it with `dvc repro -f prepare`"):
+    unreadable = r"unreadable dataset artifact \(.*\); rebuild it with `dvc repro -f prepare`"
+    with pytest.raises(DataError, match=unreadable):
         load_mnist(tmp_path / "bad.npz")
 
 
