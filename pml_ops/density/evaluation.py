@@ -16,8 +16,7 @@ import numpy as np
 
 from pml_ops.config import EvaluateParams
 from pml_ops.core.progress import progress
-from pml_ops.density.interface import DensityModel, LatentDensityModel
-from pml_ops.density.models.vae import VaeModel
+from pml_ops.density.interface import DensityModel, ImportanceWeightedModel, LatentDensityModel
 from pml_ops.density.units import bits_per_dim, mean_and_se
 
 IWAE_SLICE = 100  # images per progress step of the IWAE
@@ -43,7 +42,7 @@ def knn_accuracy(
 
 
 def batched_iwae(
-    model: VaeModel, x: np.ndarray, params: EvaluateParams, seed: int
+    model: ImportanceWeightedModel, x: np.ndarray, params: EvaluateParams, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """IWAE bound per test image and its Monte Carlo variance, in slices of IWAE_SLICE images so
     progress shows (the model batches each slice within its memory budget)."""
@@ -93,7 +92,7 @@ def evaluate_model(
     scores = model.log_density(x_test)
     _with_se(metrics, "test_score", scores)
     _with_se(metrics, "subset_score", scores[:n_subset])
-    if isinstance(model, VaeModel):
+    if isinstance(model, ImportanceWeightedModel):
         # Two independent single-sample ELBOs per image: (e1 - e2)^2 / 2 estimates each one's variance.
         again = model.log_density(x_test, seed + 1)
         metrics["test_score_mc_se"] = _mc_se((scores - again) ** 2 / 2)
@@ -110,13 +109,14 @@ def evaluate_model(
     if model.normalised and x_dequantised is not None:
         dims = x_dequantised.shape[1]
         points = x_dequantised[:n_subset]
-        if isinstance(model, VaeModel):
+        if isinstance(model, ImportanceWeightedModel):
             log_p, variances = batched_iwae(model, points, params, seed)
             metrics["bits_per_dim_mc_se"] = _mc_se(variances) / (dims * math.log(2))
             metrics["bits_per_dim_estimate"] = f"IWAE K={params.iwae_samples} (an upper bound)"
         else:
             log_p = model.log_density(points)
-            metrics["bits_per_dim_estimate"] = "exact"
+            exact = model.objective == "exact log-likelihood"
+            metrics["bits_per_dim_estimate"] = "exact" if exact else model.objective
         _with_se(metrics, "bits_per_dim", bits_per_dim(log_p, dims))
     if isinstance(model, LatentDensityModel):
         for key, sample in (("test_mse_posterior_sample", True), ("test_mse_posterior_mean", False)):

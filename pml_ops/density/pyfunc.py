@@ -79,13 +79,18 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def requirements() -> list[str]:
+def requirements(family: str) -> list[str]:
     """Pinned requirements of the loaded model (given, so MLflow does not infer them by loading
-    the model in a subprocess)."""
+    the model in a subprocess); a family from another package adds that package (the model
+    carries pml_ops's code, not the family's)."""
     from importlib.metadata import version
 
     import torch
 
+    from pml_ops.config import density_families
+
+    found = density_families().get(family)
+    declared = [found.distribution] if found is not None and found.distribution else []
     return [
         f"mlflow=={mlflow.__version__}",
         f"torch=={torch.__version__.split('+')[0]}",
@@ -94,6 +99,7 @@ def requirements() -> list[str]:
         f"pandas=={pd.__version__}",
         "pydantic>=2",
         "pyyaml",
+        *declared,
     ]
 
 
@@ -117,7 +123,7 @@ def log_density_model(
         code_paths=[str(Path(pml_ops.__file__).parent)],
         signature=signature,
         input_example=images,
-        pip_requirements=requirements(),
+        pip_requirements=requirements(model.family),
         tags={**tags, "artifact_sha256": file_sha256(artifact_path), "objective": model.objective},
     )
 
