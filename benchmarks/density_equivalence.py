@@ -5,9 +5,10 @@ a hash of the trained weights, so two versions of the code can be checked to giv
     python -m benchmarks.density_equivalence compare old.json new.json
 
 `run` copies params.yaml and params_tuned.yaml from DIR into a scratch project, shrinks the
-settings (2,000 training and 500 test images, 2 epochs, IWAE K = 20, GMM max_iter 20), prepares
-MNIST from $PML_OPS_MNIST_MIRROR and runs `python -m pipelines.train_density` and
-`evaluate_density` for each model with DIR first on PYTHONPATH. `compare` requires every number
+settings (2,000 training and 500 test images, 2 epochs for every family trained by epochs, IWAE
+K = 20, GMM max_iter 20), prepares MNIST from $PML_OPS_MNIST_MIRROR and runs
+`python -m pipelines.train_density` and `evaluate_density` for each model (`--models`; default:
+every model of DIR's params.yaml) with DIR first on PYTHONPATH. `compare` requires every number
 to be identical except wall times, throughputs and peak memory.
 """
 
@@ -25,18 +26,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-MODELS = ["vae", "cvae", "cvae_tuned", "ppca", "gmm"]
 # measurements of the run, not results: they differ between any two runs of the same code
 MEASUREMENTS = {"wall_time_s", "images_per_second", "seconds", "peak_rss_mib"}
 ARTIFACT_META = {"meta", "covariance_type"}  # .npz entries that are not weights (header, GMM kind)
 
 
 def reduce(params: dict) -> dict:
+    """The reduced settings, on params.yaml as loaded (any version of the code: no pml_ops)."""
     params["density"]["subset"] = {"train": 2000, "test": 500}
-    for name in ("vae", "cvae"):
-        params[name]["training"]["epochs"] = 2
+    for family in {entry["family"] for entry in params["models"].values()}:
+        if "epochs" in params[family].get("training", {}):  # trained by epochs
+            params[family]["training"]["epochs"] = 2
     params["evaluate"]["iwae_samples"] = 20
-    params["gmm"]["max_iter"] = 20
+    if "gmm" in params:
+        params["gmm"]["max_iter"] = 20
     return params
 
 
@@ -59,9 +62,10 @@ def weights_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run(code: Path, out: Path, models: list[str]) -> None:
+def run(code: Path, out: Path, models: list[str] | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="density-equivalence-"))
     params = reduce(yaml.safe_load((code / "params.yaml").read_text()))
+    models = models or list(params["models"])
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / "params_tuned.yaml").write_text((code / "params_tuned.yaml").read_text())
     env = {**os.environ, "PYTHONPATH": str(code.resolve()), "PML_OPS_PROGRESS": "0"}
@@ -121,7 +125,7 @@ def main() -> None:
     run_parser = sub.add_parser("run")
     run_parser.add_argument("--code", type=Path, default=Path("."))
     run_parser.add_argument("--out", type=Path, required=True)
-    run_parser.add_argument("--models", nargs="+", default=MODELS)
+    run_parser.add_argument("--models", nargs="+", default=None, help="default: every model of DIR")
     compare_parser = sub.add_parser("compare")
     compare_parser.add_argument("old", type=Path)
     compare_parser.add_argument("new", type=Path)

@@ -32,7 +32,8 @@ def compare(params: Params) -> None:
     rows = comparison_rows(train, evaluation)
     with atomic_path(TABLE_MD) as tmp:
         title = dataset(params.data.dataset).title
-        tmp.write_text(f"# Density models on {title}: test-set comparison\n\n" + comparison_markdown(rows))
+        table = comparison_markdown(rows, families.notes(params))
+        tmp.write_text(f"# Density models on {title}: test-set comparison\n\n" + table)
     write_json(COMPARISON_TABLE, {"models": {row["model"]: row for row in rows}})
     write_metrics(metrics / "density_comparison.json", resource_metrics(start))
     print(f"compare_density: wrote {TABLE_MD} and {COMPARISON_TABLE}")

@@ -13,8 +13,10 @@ What lives where (everything below is importable from `pml_ops.config` itself):
   `density` settings, the VAE architectures and `override_architecture`, training, `vae`, `cvae`,
   `ppca`, `gmm`, `evaluate`), `tuning` (search spaces, studies, trial training, heartbeats) and
   `report`.
-- `params`: the root `Params` model, the `models` list's `ModelEntry`, the checks across
-  sections and `DEFAULT_PARAMS_FILE`.
+- `families`: the density families found (pml-ops's own and the `pml_ops.families` entry
+  points) and what validation reads of each (`FamilySchema`: name, section schema, ...).
+- `params`: the root `Params` model with one section per family found (`params_model`), the
+  `models` list's `ModelEntry`, the checks across sections and `DEFAULT_PARAMS_FILE`.
 - `loader`: YAML with duplicate-key detection (`load_yaml`, `YAML_LOADER`) and
   `parse_params` / `load_params`.
 - `messages`: `format_validation_error`, validation errors as messages naming dotted keys.
@@ -49,6 +51,7 @@ from pml_ops.config.density import (
     VaeParams,
     override_architecture,
 )
+from pml_ops.config.families import FamilySchema
 from pml_ops.config.gp import (
     GPOutputs,
     GPParams,
@@ -59,7 +62,14 @@ from pml_ops.config.gp import (
 )
 from pml_ops.config.loader import YAML_LOADER, load_params, load_yaml, parse_params
 from pml_ops.config.messages import format_validation_error
-from pml_ops.config.params import DEFAULT_PARAMS_FILE, ModelEntry, Params
+from pml_ops.config.params import (
+    DEFAULT_PARAMS_FILE,
+    ModelEntry,
+    Params,
+    density_families,
+    params_model,
+    rediscover,
+)
 from pml_ops.config.report import ReportParams
 from pml_ops.config.tracking import TrackingParams
 from pml_ops.config.tuning import (
@@ -92,6 +102,7 @@ __all__ = [
     "Decoder",
     "DensityParams",
     "EvaluateParams",
+    "FamilySchema",
     "FloatParam",
     "Fraction",
     "GPOutputs",
@@ -124,9 +135,12 @@ __all__ = [
     "VaeSpace",
     "VaeStudyParams",
     "WarmStartParams",
+    "density_families",
     "format_validation_error",
     "load_params",
     "load_yaml",
     "override_architecture",
+    "params_model",
     "parse_params",
+    "rediscover",
 ]

@@ -4,7 +4,7 @@ per-model overrides (`override_architecture`), training, the per-family sections
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, StrictBool, ValidationError, field_validator
 
@@ -80,9 +80,10 @@ class TrainingParams(Section):
     fused_adam: StrictBool = False
 
 
-def override_architecture(
-    arch: MlpVaeArchitecture | ConvVaeArchitecture, override: dict[str, Any], where: str
-) -> MlpVaeArchitecture | ConvVaeArchitecture:
+ArchitectureT = TypeVar("ArchitectureT", bound=Section)
+
+
+def override_architecture(arch: ArchitectureT, override: dict[str, Any], where: str) -> ArchitectureT:
     """`arch` with the keys of `override` replaced, validated like the section itself; a bad key or
     value raises ValueError naming `where`.<key>."""
     try:

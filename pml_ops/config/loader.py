@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from pml_ops.config.messages import format_validation_error
-from pml_ops.config.params import DEFAULT_PARAMS_FILE, Params
+from pml_ops.config.params import DEFAULT_PARAMS_FILE, Params, parse_model
 from pml_ops.core.errors import ConfigError
 
 # libyaml's parser where PyYAML was built with it (the wheels are): ~10x faster than the pure
@@ -56,7 +56,7 @@ def parse_params(raw: Any, source: str = DEFAULT_PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return parse_model(raw).model_validate(raw)
     except ValidationError as error:
         raise ConfigError(format_validation_error(source, error)) from None
 

@@ -16,8 +16,7 @@ import numpy as np
 
 from pml_ops.config import EvaluateParams
 from pml_ops.core.progress import progress
-from pml_ops.density.interface import DensityModel, LatentDensityModel
-from pml_ops.density.models.vae import VaeModel
+from pml_ops.density.interface import DensityModel, ImportanceWeightedModel, LatentDensityModel
 from pml_ops.density.units import bits_per_dim, mean_and_se
 
 IWAE_SLICE = 100  # images per progress step of the IWAE
@@ -44,7 +43,7 @@ def knn_accuracy(
 
 
 def batched_iwae(
-    model: VaeModel, x: np.ndarray, params: EvaluateParams, seed: int
+    model: ImportanceWeightedModel, x: np.ndarray, params: EvaluateParams, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """IWAE bound per test image and its Monte Carlo variance, in slices of IWAE_SLICE images so
     progress shows (the model batches each slice within its memory budget)."""
@@ -67,7 +66,7 @@ def _mc_se(variances: np.ndarray) -> float:
 
 def _sampled_scores(
     metrics: dict[str, Any],
-    model: VaeModel,
+    model: ImportanceWeightedModel,
     x_test: np.ndarray,
     scores: np.ndarray,
     n_subset: int,
@@ -75,7 +74,7 @@ def _sampled_scores(
     seed: int,
     dequantised: bool,
 ) -> None:
-    """A VAE's Monte Carlo errors of its sampled ELBOs `scores`, and its IWAE on the first
+    """A sampled bound's Monte Carlo errors of its single-sample scores `scores`, and its IWAE on the first
     `n_subset` images unless it is scored at the `dequantised` points instead."""
     # Two independent single-sample ELBOs per image: (e1 - e2)^2 / 2 estimates each one's variance.
     again = model.log_density(x_test, seed + 1)
@@ -95,15 +94,16 @@ def _sampled_scores(
 def _bits_per_dim(
     metrics: dict[str, Any], model: DensityModel, points: np.ndarray, params: EvaluateParams, seed: int
 ) -> None:
-    """Bits per dimension at the dequantised `points`: exact, or a VAE's IWAE bound."""
+    """Bits per dimension at the dequantised `points`: exact, or a sampled bound's IWAE."""
     dims = points.shape[1]
-    if isinstance(model, VaeModel):
+    if isinstance(model, ImportanceWeightedModel):
         log_p, variances = batched_iwae(model, points, params, seed)
         metrics["bits_per_dim_mc_se"] = _mc_se(variances) / (dims * math.log(2))
         metrics["bits_per_dim_estimate"] = f"IWAE K={params.iwae_samples} (an upper bound)"
     else:
         log_p = model.log_density(points)
-        metrics["bits_per_dim_estimate"] = "exact"
+        exact = model.objective == "exact log-likelihood"
+        metrics["bits_per_dim_estimate"] = "exact" if exact else model.objective
     _with_se(metrics, "bits_per_dim", bits_per_dim(log_p, dims))
 
 
@@ -157,7 +157,7 @@ def evaluate_model(
     scores = model.log_density(x_test)
     _with_se(metrics, "test_score", scores)
     _with_se(metrics, "subset_score", scores[:n_subset])
-    if isinstance(model, VaeModel):
+    if isinstance(model, ImportanceWeightedModel):
         _sampled_scores(metrics, model, x_test, scores, n_subset, params, seed, x_dequantised is not None)
     if model.normalised and x_dequantised is not None:
         _bits_per_dim(metrics, model, x_dequantised[:n_subset], params, seed)

@@ -1,8 +1,10 @@
 """The one registry of density models: the `models` list in params.yaml -> model objects and paths.
 
-Each entry names a family (the model class and its params.yaml section) and optionally a tuned
+Each entry names a family (a `Family`: pml-ops's own in `pml_ops/density/models/`, or one that an
+installed package declares in the `pml_ops.families` entry-point group) and optionally a tuned
 section of `tuning.best_params_file` whose architecture and learning rate replace the family's.
-Stages, evaluation, the comparison and the report look models up here, never by name.
+Stages, evaluation, the comparison and the report look models up here, never by name, and ask the
+family (`family`) for what differs between families.
 """
 
 from __future__ import annotations
@@ -15,27 +17,43 @@ from typing import Any
 from pydantic import ValidationError
 
 from pml_ops.config import (
-    CvaeParams,
     ModelEntry,
     Params,
     PositiveFloat,
     Section,
-    VaeParams,
+    density_families,
     format_validation_error,
     load_yaml,
     override_architecture,
 )
-from pml_ops.core.errors import ArchitectureError, ConfigError
+from pml_ops.core.errors import ConfigError
 from pml_ops.core.metrics_files import info_path
-from pml_ops.density.data import resolve_device
+from pml_ops.density.family import DEFAULT_MEMORY_BUDGET_MIB, Family, ModelSettings, PreflightError
 from pml_ops.density.interface import DensityModel
-from pml_ops.density.models.gmm import GMM
-from pml_ops.density.models.ppca import PPCA
-from pml_ops.density.models.vae import DEFAULT_MEMORY_BUDGET_MIB, VaeModel
 
-SUFFIX = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".npz"}
 # Table 1, every model's row with its numbers and what describes them (stage compare_density)
 COMPARISON_TABLE = Path("reports/density_comparison.json")
+
+
+def all_families() -> dict[str, Family]:
+    """Every density family found, by name (pml-ops's own first, then the entry points')."""
+    found = {}
+    for name, item in density_families().items():
+        if not isinstance(item.family, Family):
+            raise ConfigError(
+                f"density family {name!r} from {item.source}: not a pml_ops.density.family.Family "
+                f"(got {type(item.family).__name__})"
+            )
+        found[name] = item.family
+    return found
+
+
+def family(name: str) -> Family:
+    """The density family called `name`."""
+    known = all_families()
+    if name not in known:
+        raise ConfigError(f"no density family {name!r}; the families found are {', '.join(known)}")
+    return known[name]
 
 
 def model_names(params: Params) -> list[str]:
@@ -46,6 +64,18 @@ def entry(params: Params, name: str) -> ModelEntry:
     if name not in params.models:
         raise ConfigError(f"models: no density model {name!r}; params.yaml lists {', '.join(params.models)}")
     return params.models[name]
+
+
+def family_of(params: Params, name: str) -> Family:
+    """The family of model `name`."""
+    return family(entry(params, name).family)
+
+
+def notes(params: Params) -> list[str]:
+    """Table 1's notes on how the listed models' scores are computed: one per family (families
+    sharing a note share it once), in the order of the `models` list."""
+    found = [family_of(params, name).note for name in model_names(params)]
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -62,10 +92,10 @@ class ModelPaths:
 
 
 def paths(params: Params, name: str) -> ModelPaths:
-    cfg, family = params.density, entry(params, name).family
+    cfg, suffix = params.density, family_of(params, name).suffix
     metrics = Path(cfg.metrics_dir)
     return ModelPaths(
-        artifact=Path(cfg.models_dir) / name / f"{name}{SUFFIX[family]}",
+        artifact=Path(cfg.models_dir) / name / f"{name}{suffix}",
         checkpoint=Path(cfg.checkpoint_dir) / f"{name}.pt",
         train_metrics=metrics / "train" / f"{name}.json",
         history=metrics / "train" / f"{name}_history.json",
@@ -83,11 +113,10 @@ class TunedParams(Section):
     source: dict[str, Any]
 
 
-def load_tuned(
-    path: str | os.PathLike[str], section: str, base: VaeParams | CvaeParams
-) -> VaeParams | CvaeParams:
-    """`base` with the architecture and learning rate of `section` in the best-params file (epochs
-    and batch size stay the base model's, so tuned and default models train alike)."""
+def load_tuned(path: str | os.PathLike[str], section: str, base: Any) -> Any:
+    """`base` (a tuned family's section: `architecture` and `training`) with the architecture and
+    learning rate of `section` in the best-params file (epochs and batch size stay the base
+    model's, so tuned and default models train alike)."""
     file = Path(path)
     model = section.removesuffix("_tuned")
     try:
@@ -106,101 +135,71 @@ def load_tuned(
         raise ConfigError(message.replace("'architecture", f"'{section}.architecture")) from None
 
 
-def vae_params(params: Params, name: str) -> VaeParams | CvaeParams:
-    """A VAE-family model's architecture and training: tuned where its entry says so, then with
+def section(params: Params, name: str) -> Any:
+    """Model `name`'s section: its family's, or the tuned one where its entry says so, then with
     the entry's own `architecture` keys (e.g. `decoder: continuous_bernoulli`) replaced."""
     found = entry(params, name)
-    section: VaeParams | CvaeParams = getattr(params, found.family)
+    resolved = params.section(found.family)
     if found.tuned:
-        section = load_tuned(found.file, found.section, section)
+        resolved = load_tuned(found.file, found.section, resolved)
     if found.architecture is None:
-        return section
+        return resolved
     # pml_ops.config.params checked the keys against the family's architecture class, which a tuned one shares
-    arch = override_architecture(section.architecture, found.architecture, f"models.{name}.architecture")
-    return section.model_copy(update={"architecture": arch})
+    arch = override_architecture(resolved.architecture, found.architecture, f"models.{name}.architecture")
+    return resolved.model_copy(update={"architecture": arch})
 
 
-def _device(params: Params) -> Any:
-    return resolve_device(params.density.device, params.density.cpu_threads)
+def settings(params: Params, name: str) -> ModelSettings:
+    """The shared settings model `name` is made with."""
+    cfg = params.density
+    return ModelSettings(name, cfg.seed, cfg.device, cfg.cpu_threads, params.evaluate.memory_budget_mib)
 
 
 def create(params: Params, name: str) -> DensityModel:
     """The unfitted model `name` with its hyperparameters from params (and the tuned file)."""
-    family, seed = entry(params, name).family, params.density.seed
-    if family == "ppca":
-        return PPCA(params.ppca.latent_dim, name)
-    if family == "gmm":
-        return GMM(params.gmm, seed, name)
-    section = vae_params(params, name)
-    budget = params.evaluate.memory_budget_mib
-    return VaeModel(name, family, section.architecture, section.training, seed, _device(params), budget)
+    return family_of(params, name).create(section(params, name), settings(params, name))
 
 
 def load_artifact(
     path: Path,
     name: str,
-    family: str,
+    family_name: str,
     seed: int,
-    device: Any,
+    device: str = "cpu",
     expected: dict[str, Any] | None = None,
     memory_budget_mib: float = DEFAULT_MEMORY_BUDGET_MIB,
 ) -> DensityModel:
-    """The trained model saved at `path` by a model of `family` (refused when `expected`
-    hyperparameters are given and differ). `device`: where a torch model runs."""
-    if family == "ppca":
-        return PPCA.load(path, name, expected)
-    if family == "gmm":
-        return GMM.load(path, name, seed, expected)
-    import torch  # deferred: ~1.1 s at import; the compare and PPCA/GMM evaluate stages never need it
-
-    return VaeModel.load(path, name, family, seed, torch.device(device), expected, memory_budget_mib)
+    """The trained model saved at `path` by a model of family `family_name` (refused when
+    `expected` hyperparameters are given and differ). `device`: where a torch model runs."""
+    model_settings = ModelSettings(name, seed, device, memory_budget_mib=memory_budget_mib)
+    return family(family_name).load(path, model_settings, expected)
 
 
 def load(params: Params, name: str) -> DensityModel:
     """The trained model `name` from its artifact, refused unless it matches the params."""
-    family, seed, path = entry(params, name).family, params.density.seed, paths(params, name).artifact
-    if family == "ppca":
-        expected: dict[str, Any] = {"latent_dim": params.ppca.latent_dim}
-        return load_artifact(path, name, family, seed, "cpu", expected)
-    if family == "gmm":
-        return load_artifact(path, name, family, seed, "cpu", params.gmm.model_dump())
-    section = vae_params(params, name)
-    expected = {"architecture": section.architecture.model_dump(), "training": section.training.model_dump()}
-    return load_artifact(
-        path, name, family, seed, _device(params), expected, params.evaluate.memory_budget_mib
-    )
+    model_family, model_settings = family_of(params, name), settings(params, name)
+    expected = model_family.create(section(params, name), model_settings).hyperparameters()
+    return model_family.load(paths(params, name).artifact, model_settings, expected)
 
 
 def check_buildable(params: Params, name: str) -> None:
-    """Build a VAE-family model on the CPU and pass one blank image through it; raise ConfigError
-    naming the model's architecture key and the layer that breaks (no data, no weights saved)."""
-    found = entry(params, name)
-    if found.family not in ("vae", "cvae"):
+    """The family's pre-flight check of model `name` (the VAE families build the network on the
+    CPU and pass one blank image through it); raise ConfigError naming the model, where its
+    section was read and the key at fault."""
+    found, model_family = entry(params, name), family_of(params, name)
+    if model_family.preflight is None:
         return
-    import torch  # deferred: as in load_artifact
-
-    key = f"{found.file}: {found.section}.architecture"
-    if found.architecture is not None:
-        key += f" with models.{name}.architecture"
-    section = vae_params(params, name)
+    resolved = section(params, name)
     try:
-        module = VaeModel(
-            name, found.family, section.architecture, section.training, 0, torch.device("cpu")
-        ).build()
-        with torch.inference_mode():
-            mean, _ = module.posterior(torch.zeros(1, 1, 28, 28))
-            out = module.decode(mean)
-    except ArchitectureError as error:  # its message starts with the default section's key
-        raise ConfigError(f"models.{name}: {key}: {str(error).removeprefix('cvae.architecture ')}") from None
-    except RuntimeError as error:
-        raise ConfigError(f"models.{name}: {key}: the network cannot be built ({error})") from None
-    if tuple(out.shape) != (1, 1, 28, 28):
-        raise ConfigError(
-            f"models.{name}: {key}: the decoder returns {tuple(out.shape)[1:]}, not (1, 28, 28)"
-        )
+        model_family.preflight(resolved, ModelSettings(name, seed=0))
+    except PreflightError as error:
+        key = f"{found.file}: {found.section}.{error.key}"
+        if found.architecture is not None and error.key.split(".")[0] == "architecture":
+            key += f" with models.{name}.architecture"
+        raise ConfigError(f"models.{name}: {key}: {error.problem}") from None
 
 
 def check_models(params: Params) -> None:
-    """Resolve every model of the list (tuned files included) and build each network."""
+    """Resolve every model of the list (tuned files included) and run each pre-flight check."""
     for name in model_names(params):
         check_buildable(params, name)

@@ -1,10 +1,12 @@
 """The one interface every density model offers to the stages, evaluation and figures.
 
 Images are float arrays (N, 784) with pixel values in [0, 1]; scores are nats per image. Each
-family (VAE/CVAE, PPCA, GMM) is one class in the scikit-learn style: the constructor takes the
-hyperparameters, `fit` learns state whose attribute names end in `_`, `save`/`load` write and read
-one self-describing artifact (pml_ops.density.artifact). `DensityModel` is what all families
-share; `LatentDensityModel` adds the continuous latent space (VAE, CVAE, PPCA).
+family (VAE/CVAE, PPCA, GMM, or one from another package) is one class in the scikit-learn style:
+the constructor takes the hyperparameters, `fit` learns state whose attribute names end in `_`,
+`save`/`load` write and read one self-describing artifact (pml_ops.density.artifact).
+`DensityModel` is what all families share; `LatentDensityModel` adds the continuous latent space
+(VAE, CVAE, PPCA: latent figures, k-NN and reconstructions); `ImportanceWeightedModel` a sampled
+lower bound with its importance-weighted tightening (the VAE family: Monte Carlo errors, IWAE).
 """
 
 from __future__ import annotations
@@ -95,3 +97,15 @@ class LatentDensityModel(DensityModel, Protocol):
     latent_dim: int
 
     def decode(self, z: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ImportanceWeightedModel(DensityModel, Protocol):
+    """A model whose `log_density` is a sampled lower bound (the single-sample ELBO): evaluation
+    draws it twice for its Monte Carlo error and adds the importance-weighted bound (IWAE)."""
+
+    def log_density(self, x: np.ndarray, seed: int = 0) -> np.ndarray: ...
+
+    def iwae_with_variance(self, x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The IWAE bound with K = k per image and its Monte Carlo variance."""
+        ...

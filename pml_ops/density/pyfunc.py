@@ -28,6 +28,7 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel, log_model
 
 import pml_ops
+from pml_ops.config import density_families
 from pml_ops.core.io import write_json
 from pml_ops.density.families import load_artifact
 from pml_ops.density.interface import DensityModel
@@ -84,11 +85,15 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def requirements() -> list[str]:
+def requirements(family: str) -> list[str]:
     """Pinned requirements of the loaded model (given, so MLflow does not infer them by loading
-    the model in a subprocess)."""
+    the model in a subprocess); a family from another package adds that package (the model
+    carries pml_ops's code, not the family's)."""
+
     import torch  # deferred: ~1.1 s at import; the PPCA and GMM evaluate stages reuse the logged model
 
+    found = density_families().get(family)
+    declared = [found.distribution] if found is not None and found.distribution else []
     return [
         f"mlflow=={mlflow.__version__}",
         f"torch=={torch.__version__.split('+')[0]}",
@@ -97,6 +102,7 @@ def requirements() -> list[str]:
         f"pandas=={pd.__version__}",
         "pydantic>=2",
         "pyyaml",
+        *declared,
     ]
 
 
@@ -116,7 +122,7 @@ def log_density_model(
         code_paths=[str(Path(pml_ops.__file__).parent)],
         signature=signature,
         input_example=images,
-        pip_requirements=requirements(),
+        pip_requirements=requirements(model.family),
         tags={**tags, "artifact_sha256": file_sha256(artifact_path), "objective": model.objective},
     )
 

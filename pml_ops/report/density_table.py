@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pml_ops.report.render import markdown_table
@@ -45,8 +46,9 @@ def column_title(group: str, title: str) -> str:
     return f"[{GROUPS[group]}] {title}"
 
 
-def _column_notes(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """What each of Table 1's columns measures, with the image counts, K and k of `rows`."""
+def _column_notes(rows: list[dict[str, Any]], family_notes: Sequence[str]) -> dict[str, str]:
+    """What each of Table 1's columns measures, with the image counts, K and k of `rows` and how
+    each family computes its score (`family_notes`)."""
     first = rows[0] if rows else {}
     n_all, n_subset = first.get("test_images"), first.get("subset_images")
     k = next((row["iwae_samples"] for row in rows if row.get("iwae_samples")), None)
@@ -54,15 +56,10 @@ def _column_notes(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {
         column_title("nats", "score, all test images"): (
             f"mean log-score over all {f'{n_all} ' if n_all else ''}test images (pixel values k/255), "
-            "nats per image: the "
-            "single-sample ELBO for the VAE/CVAE (the study's unit and comparison; with the Bernoulli "
-            "decoder not a normalised density, so comparable only among the Bernoulli models), the "
-            "exact log-likelihood for PPCA and the GMM (Gaussian densities over [0, 1]^784). A "
-            "continuous-Bernoulli VAE/CVAE's ELBO bounds a normalised density over [0, 1]^784 too, "
-            "trained on dequantised images, but densities at the 256 grey levels k/255 do not rank "
-            "models: bits/dim does. ± is the "
-            "standard error over images; MC ± the Monte Carlo error of the sampled ELBO (from two "
-            "independent draws per image)"
+            "nats per image, as each family computes it"
+            + "".join(f". {note}" for note in family_notes)
+            + ". ± is the standard error over images; MC ± the Monte Carlo error of a sampled score "
+            "(from two independent draws per image)"
         ),
         column_title("nats", "score, IWAE images"): (
             f"the same score on the {f'{n_subset} ' if n_subset else ''}test images that the IWAE and "
@@ -77,10 +74,9 @@ def _column_notes(rows: list[dict[str, Any]]) -> dict[str, str]:
         column_title("nats", "IWAE - ELBO"): "the bound gap, paired per image (same images, same scale)",
         column_title("bpd", "dequantised, IWAE images"): (
             "bits per dimension of the 8-bit images under uniform dequantisation (k + u) / 256 with one "
-            "fixed noise draw shared by all models; normalised densities only: exact for PPCA/GMM, from "
-            "the IWAE (an upper bound) for a continuous-Bernoulli VAE/CVAE, which is trained on "
-            "dequantised images (fresh noise each batch). A Bernoulli decoder is not a density over "
-            "grey levels: no bits/dim"
+            "fixed noise draw shared by all models; normalised densities only, exact or an upper bound "
+            "as each family's note under the score says. A model that is not a density over grey "
+            "levels has no bits/dim"
         ),
         column_title("mse", "posterior sample"): (
             "per-pixel MSE of the decoder mean at one posterior sample (as the study), images in [0, 1]"
@@ -113,10 +109,12 @@ def table1(
     rows: list[dict[str, Any]],
     caption: str = "",
     extra: dict[str, tuple[str, dict[str, Any], str]] | None = None,
+    family_notes: Sequence[str] = (),
 ) -> Table:
     """Table 1: one row per model, columns grouped by unit, each number `mean ± se` over images.
 
     `extra` adds columns title -> (format, {model: value}, note), e.g. the original study's numbers.
+    `family_notes`: how each family's score is computed (`pml_ops.density.families.notes`).
     """
     extra = extra or {}
     columns = ["model", "objective / observation"]
@@ -125,19 +123,33 @@ def table1(
         same_unit = [i for i, column in enumerate(columns) if column.split("]")[0] == title.split("]")[0]]
         columns.insert(same_unit[-1] + 1 if same_unit else len(columns), title)
     cells = [_row_cells(row, extra) for row in rows]
-    notes = _column_notes(rows)
+    notes = _column_notes(rows, family_notes)
     notes.update({title: note for title, (_, _, note) in extra.items()})
     formats = {title: spec for title, (spec, _, _) in extra.items()}
     return Table(caption=caption, columns=columns, rows=cells, notes=notes, formats=formats)
 
 
-def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+def normalised_models(rows: list[dict[str, Any]]) -> str:
+    """Which models are normalised densities (exact or bounded bits/dim) and which are not."""
+    normalised = [row for row in rows if row.get("normalised")]
+    exact = [row["model"] for row in normalised if row.get("bits_per_dim_estimate") == "exact"]
+    bounds = [row["model"] for row in normalised if row["model"] not in exact]
+    others = [row["model"] for row in rows if not row.get("normalised")]
+    kinds = ((exact, "exact"), (bounds, "bounds"))
+    parts = [f"{', '.join(names)} ({kind})" for names, kind in kinds if names]
+    text = f"Normalised densities: {' and '.join(parts)}" if parts else "No model is a normalised density"
+    if others:
+        verbs = "is not, and has" if len(others) == 1 else "are not, and have"
+        text += f"; {', '.join(others)} {verbs} no bits/dim"
+    return text + "."
+
+
+def comparison_markdown(rows: list[dict[str, Any]], family_notes: Sequence[str] = ()) -> str:
     """Table 1 as Markdown (the report's renderer), its groups and columns explained below it."""
     groups = (
         "Columns are grouped by unit: **nats/image** (higher is better; the study's unit), "
         "**bits/dim** (lower is better; the one unit in which all normalised densities compare), "
-        "**MSE/pixel** (lower is better) and **k-NN accuracy** (higher is better). Normalised "
-        "densities: PPCA and the GMM (exact) and the continuous-Bernoulli VAE/CVAE (bounds); the "
-        "Bernoulli ELBOs (the study's comparison) are not, and have no bits/dim.\n"
+        "**MSE/pixel** (lower is better) and **k-NN accuracy** (higher is better). "
+        f"{normalised_models(rows)}\n"
     )
-    return groups + "\n" + markdown_table(table1(rows)) + "\n"
+    return groups + "\n" + markdown_table(table1(rows, family_notes=family_notes)) + "\n"

@@ -65,9 +65,8 @@ def density_section(params: Params, root: Path) -> tuple[Section, dict[str, floa
             "the original study's MSE at a posterior sample",
         ),
     }
-    table = table1(
-        rows, "Table 1: Test-set comparison, columns grouped by unit (mean ± standard error)", extra
-    )
+    caption = "Table 1: Test-set comparison, columns grouped by unit (mean ± standard error)"
+    table = table1(rows, caption, extra, families.notes(params))
     figures: list[Figure] = []
     times = {}
     for name in models:

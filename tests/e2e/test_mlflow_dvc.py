@@ -12,27 +12,28 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pml_ops.config import load_params
+from pml_ops.density import families
 from tests.conftest import REPO_ROOT, copy_clone, run
 
 
 def test_artifacts_block_declares_the_data_set_and_every_model_of_the_models_list():
     dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = load_params(REPO_ROOT / "params.yaml")
     artifacts = dvc["artifacts"]
-    assert artifacts["mnist"] == {**artifacts["mnist"], "path": params["data"]["path"], "type": "dataset"}
+    assert artifacts["mnist"] == {**artifacts["mnist"], "path": params.data.path, "type": "dataset"}
     models = {name: a for name, a in artifacts.items() if a["type"] == "model"}
-    assert sorted(models) == sorted(name.replace("_", "-") for name in params["models"])
-    suffix = {"vae": ".pt", "cvae": ".pt", "ppca": ".npz", "gmm": ".npz"}
-    for name, entry in params["models"].items():
+    assert sorted(models) == sorted(name.replace("_", "-") for name in families.model_names(params))
+    for name in families.model_names(params):
         declared = models[name.replace("_", "-")]
-        assert declared["path"] == f"models/{name}/{name}{suffix[entry['family']]}"
+        assert declared["path"] == families.paths(params, name).artifact.as_posix()
         assert declared["desc"] and declared["labels"]
 
 
 def test_the_elbo_plot_covers_every_model_trained_by_epochs():
     dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    by_epoch = [name for name, entry in params["models"].items() if entry["family"] in ("vae", "cvae")]
+    params = load_params(REPO_ROOT / "params.yaml")
+    by_epoch = [name for name in families.model_names(params) if families.family_of(params, name).by_epoch]
     (elbo,) = [plot["validation_elbo"] for plot in dvc["plots"] if isinstance(plot, dict)]
     assert elbo["y"] == {f"metrics/train/{name}_history.json": "val_elbo" for name in by_epoch}
     train = dvc["stages"]["train"]["do"]

@@ -1,4 +1,5 @@
-"""Gaussian mixture model over pixel values (scikit-learn's GaussianMixture)."""
+"""Gaussian mixture model over pixel values (scikit-learn's GaussianMixture); `gmm` is the
+`Family` object."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pml_ops.config import GmmParams
+from pml_ops.config import DensityParams, GmmParams
 from pml_ops.density import artifact, figures
 from pml_ops.density.data import DensitySplit, to_unit_float
+from pml_ops.density.family import Family, ModelSettings
 from pml_ops.density.interface import FigureInputs, FitCallbacks
 
 if TYPE_CHECKING:
@@ -154,3 +156,37 @@ class GMM:
                 inputs.out / "components.png",
             )
         ]
+
+
+def fits_the_data(section: GmmParams, density: DensityParams) -> None:
+    """EM needs at least one training image per component."""
+    if density.subset.train is None:
+        return
+    n_train = density.subset.train - round(density.subset.train * density.validation_fraction)
+    if section.n_components > n_train:
+        raise ValueError(
+            f"gmm.n_components: {section.n_components} components need at least as many "
+            f"training images, density.subset.train leaves {n_train} after the validation split"
+        )
+
+
+def _create(section: GmmParams, settings: ModelSettings) -> GMM:
+    return GMM(section, settings.seed, settings.name)
+
+
+def _load(path: Path, settings: ModelSettings, expected: dict[str, Any] | None) -> GMM:
+    return GMM.load(path, settings.name, settings.seed, expected)
+
+
+gmm = Family(
+    name="gmm",
+    section=GmmParams,
+    suffix=".npz",
+    create=_create,
+    load=_load,
+    note=(
+        "GMM: the exact log-likelihood of a Gaussian-mixture density over [0, 1]^784 "
+        "(normalised: exact bits/dim)"
+    ),
+    validate=fits_the_data,
+)

@@ -5,6 +5,7 @@ mu is the sample mean, sigma^2 the mean of the D - M smallest eigenvalues of the
 covariance S, and W = U_M (L_M - sigma^2 I)^(1/2) with U_M, L_M the leading eigenvectors and
 eigenvalues of S (rotation R = I). Log-likelihoods are exact Gaussian densities over pixel values,
 with covariance C = W W^T + sigma^2 I evaluated through the M x M matrix M = W^T W + sigma^2 I.
+`ppca` is the `Family` object.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from pml_ops.config import PpcaParams
 from pml_ops.core.errors import ConfigError
 from pml_ops.density import artifact, figures
 from pml_ops.density.data import DensitySplit, to_unit_float
+from pml_ops.density.family import Family, ModelSettings
 from pml_ops.density.interface import FigureInputs, FitCallbacks
 
 LOG_2PI = float(np.log(2 * np.pi))
@@ -122,3 +125,21 @@ class PPCA:
 
     def figures(self, inputs: FigureInputs) -> list[Path]:
         return figures.latent_figures(self, inputs)
+
+
+def _create(section: PpcaParams, settings: ModelSettings) -> PPCA:
+    return PPCA(section.latent_dim, settings.name)
+
+
+def _load(path: Path, settings: ModelSettings, expected: dict[str, Any] | None) -> PPCA:
+    return PPCA.load(path, settings.name, expected)
+
+
+ppca = Family(
+    name="ppca",
+    section=PpcaParams,
+    suffix=".npz",
+    create=_create,
+    load=_load,
+    note="PPCA: the exact log-likelihood of a Gaussian density over [0, 1]^784 (normalised: exact bits/dim)",
+)

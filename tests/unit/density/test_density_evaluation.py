@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pml_ops.config import EvaluateParams, MlpVaeArchitecture, TrainingParams
+from pml_ops.density import families
 from pml_ops.density.evaluation import comparison_rows, evaluate_model
 from pml_ops.density.models.ppca import PPCA
 from pml_ops.density.models.vae import VaeModel
@@ -68,6 +69,9 @@ def test_every_column_on_the_same_images_with_errors(images):
     )
     assert "test_score_mc_se" not in exact and exact["test_knn_accuracy_se"] >= 0
 
-    table = comparison_markdown(comparison_rows({}, {"vae": bern, "vae_cb": cb, "ppca": exact}))
+    notes = [families.family(name).note for name in ("vae", "ppca")]  # how each family scores
+    table = comparison_markdown(comparison_rows({}, {"vae": bern, "vae_cb": cb, "ppca": exact}), notes)
     assert "[bits/dim]" in table and "[nats/image]" in table and "not a density" in table
+    assert "Normalised densities: ppca (exact) and v (bounds); v is not, and has no bits/dim." in table
+    assert all(f". {note}. " in table for note in notes)
     assert f"{exact['bits_per_dim']:.4f} ± {exact['bits_per_dim_se']:.4f}" in table

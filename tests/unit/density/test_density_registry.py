@@ -14,6 +14,9 @@ import yaml
 from pml_ops.config import load_params, parse_params
 from pml_ops.core.errors import ConfigError, DataError
 from pml_ops.density import families
+from pml_ops.density.family import Family
+from pml_ops.density.models import gmm, ppca, vae
+from pml_ops.density.models.vae import VaeModel
 from tests.conftest import REPO_ROOT
 
 
@@ -41,16 +44,33 @@ def params(tmp_path, monkeypatch):
 def _fitted(params, name: str):
     """The model `name` with untrained (VAE) or closed-form (PPCA, GMM) state, no MNIST needed."""
     model = families.create(params, name)
-    if model.family in ("vae", "cvae"):
+    if isinstance(model, VaeModel):
         model.module_ = model.build()
     else:
         model.fit_pixels(np.random.default_rng(0).uniform(0, 1, (60, 784)))
     return model
 
 
+def test_each_family_module_declares_its_families():
+    declared = {"vae": vae.vae, "cvae": vae.cvae, "ppca": ppca.ppca, "gmm": gmm.gmm}
+    assert {name: families.family(name) for name in declared} == declared
+    assert list(families.all_families())[:4] == list(declared)  # pml-ops's own first
+    for name, family in declared.items():
+        assert isinstance(family, Family) and family.name == name and family.section.model_fields
+        assert family.suffix == (".pt" if family.by_epoch else ".npz") and family.note
+        assert (family.preflight is not None) == family.tuned == family.by_epoch == (name in ("vae", "cvae"))
+    with pytest.raises(
+        ConfigError, match=r"no density family 'flow'; the families found are vae, cvae, ppca, gmm"
+    ):
+        families.family("flow")
+
+
 def test_every_listed_model_resolves_and_builds(params):
-    assert families.model_names(params) == ["vae", "cvae", "cvae_tuned", "vae_cb", "cvae_cb", "ppca", "gmm"]
+    assert families.model_names(params) == list(_raw()["models"])
     families.check_models(params)
+    for name in families.model_names(params):
+        model, found = families.create(params, name), families.family_of(params, name)
+        assert model.family == found.name and families.paths(params, name).artifact.suffix == found.suffix
     for family in ("vae", "cvae"):  # the study's model but for the decoder
         twin = families.create(params, f"{family}_cb")
         study = getattr(params, family)
